@@ -1,0 +1,58 @@
+"""haorui-async: an async-first SDK for the HAORUI SMS gateway.
+
+The path of one message, module by module:
+
+1. `_message.SMS` validates the message where it is built (`InvalidMessage` names the field);
+   `_encoding` chooses GSM text or Unicode and counts the parts.
+2. `_sender.AsyncSender.send()` takes it; `_protocol.build_params()` adds the credentials
+   (kept in a `_secrets.Secret`) and the sender's defaults, and encodes the request.
+3. `_sender.AsyncSender._attempt()` waits for a slot in the semaphore and hands one
+   `httpx.Request` to the pooled transport; `_translate()` turns any failure into the SDK's
+   exception tree (`_exceptions`).
+4. `_protocol.read_response()` reads the answer: a `SendResult`, or the error it amounts to.
+5. `_retry` decides whether to try again: only failures that prove the message was never
+   accepted, unless the caller opts in.
+"""
+
+from ._defaults import DEFAULT_BASE_URL
+from ._encoding import TextInfo, detect_encoding, is_gsm, text_info
+from ._exceptions import (
+    ConfigurationError,
+    HaoruiError,
+    InvalidMessage,
+    NotSent,
+    OutcomeUnknown,
+    Rejected,
+    SendError,
+    SenderClosed,
+    SubmissionFailed,
+)
+from ._message import SMS, new_uid, normalize_phonenumber
+from ._protocol import SendResult
+from ._retry import RetryPolicy
+from ._sender import AsyncSender
+from ._version import __version__
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "SMS",
+    "AsyncSender",
+    "ConfigurationError",
+    "HaoruiError",
+    "InvalidMessage",
+    "NotSent",
+    "OutcomeUnknown",
+    "Rejected",
+    "RetryPolicy",
+    "SendError",
+    "SendResult",
+    "SenderClosed",
+    "SubmissionFailed",
+    "TextInfo",
+    "__version__",
+    "detect_encoding",
+    "is_gsm",
+    "new_uid",
+    "normalize_phonenumber",
+    "text_info",
+]

@@ -1,0 +1,65 @@
+"""Every default of the SDK, in one place, each with the reason for its value."""
+
+from __future__ import annotations
+
+from typing import Final
+
+#: The documented host; hosts are case-insensitive, so the lower-case form is used.
+DEFAULT_BASE_URL: Final = "https://api.haorui.com"
+
+#: The one documented endpoint, relative to the base URL.
+SEND_SMS_PATH: Final = "/api/SendSMS"
+
+#: POST with a JSON body keeps the password out of URLs (proxy and server logs);
+#: the vendor family documents both forms and recommends POST.
+DEFAULT_METHOD: Final = "POST"
+
+#: Transactional is the safe default: one-time codes and alerts are transactional, and
+#: marketing traffic may be filtered by do-not-disturb lists.
+DEFAULT_SMS_TYPE: Final = "T"
+
+#: "auto" picks GSM text ("T") when every character fits the GSM 03.38 alphabet, else "U".
+DEFAULT_ENCODING: Final = "auto"
+
+#: Environment variables read when credentials are not passed explicitly.
+ENV_API_ID: Final = "HAORUI_API_ID"
+ENV_API_PASSWORD: Final = "HAORUI_API_PASSWORD"
+ENV_BASE_URL: Final = "HAORUI_BASE_URL"
+
+# Timeouts, in seconds.
+#: A TCP + TLS handshake to a healthy gateway takes well under a second; 5 s leaves room for
+#: a loaded event loop (PERF.md: with 1000 connects at once the loop needs several seconds).
+DEFAULT_CONNECT_TIMEOUT: Final = 5.0
+#: The gateway answers once it has queued the message; a slow answer is not proof of failure,
+#: and a read timeout is an unknown outcome, so it is generous.
+DEFAULT_READ_TIMEOUT: Final = 15.0
+#: A SendSMS request is a few hundred bytes: it fits in one socket buffer.
+DEFAULT_WRITE_TIMEOUT: Final = 5.0
+#: Waiting happens in the sender's semaphore, so the pool should hand out a connection at once.
+DEFAULT_POOL_TIMEOUT: Final = 5.0
+#: The overall deadline of one send, retries and back-off included.
+DEFAULT_DEADLINE: Final = 60.0
+
+#: Requests in flight per sender. The pool holds as many connections, all kept alive, so a
+#: connection is never closed only to be opened again at the next message.
+DEFAULT_MAX_CONCURRENCY: Final = 100
+
+# Retries (only of failures that prove the message was never accepted).
+#: Total attempts, the first included.
+DEFAULT_ATTEMPTS: Final = 4
+#: Full-jitter exponential back-off: the n-th wait is uniform in [0, min(max, base * 2**(n-1))].
+DEFAULT_BACKOFF_BASE: Final = 0.5
+DEFAULT_BACKOFF_MAX: Final = 10.0
+#: A Retry-After longer than this gives up at once instead of holding the caller.
+DEFAULT_RETRY_AFTER_CAP: Final = 60.0
+
+#: The User-Agent names the SDK so gateway operators can tell its traffic apart.
+USER_AGENT_PREFIX: Final = "haorui-async"
+
+#: Logger used for every record the SDK writes (DEBUG per attempt, nothing above DEBUG per message).
+LOGGER_NAME: Final = "haorui_async"
+
+#: Idle connections are closed by the client after this many seconds: below the 5 s that common
+#: servers (uvicorn, many proxies) allow, so the client, not the server, closes an idle connection
+#: and a request is never written onto a connection the server is closing (a spurious unknown).
+DEFAULT_KEEPALIVE_EXPIRY: Final = 4.0

@@ -1,0 +1,155 @@
+"""`SMS`: one message, validated when it is built, before anything is sent (pure, no I/O)."""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Final
+from urllib.parse import urlsplit
+
+import attrs
+
+from ._encoding import _NON_GSM
+from ._exceptions import InvalidMessage
+
+__all__ = ["SMS", "new_uid", "normalize_phonenumber"]
+
+_PHONE_PUNCTUATION: Final = re.compile(r"[\s\-.()/]+")
+_DIGITS: Final = re.compile(r"\d{7,15}")
+_ALNUM_SENDER: Final = re.compile(r"[A-Za-z0-9]{1,11}")
+_NUMERIC_SENDER: Final = re.compile(r"\d{1,15}")
+_UID: Final = re.compile(r"[\x21-\x7e]{1,100}")
+#: 255 parts is the most a concatenated SMS can have; 153 GSM units each.
+MAX_TEXT_LENGTH: Final = 255 * 153
+SMS_TYPES: Final = frozenset({"P", "T"})
+ENCODINGS: Final = frozenset({"T", "U", "auto"})
+
+
+def new_uid() -> str:
+    """A fresh random `uid` (32 hex digits) for a message that was given none."""
+    return os.urandom(16).hex()
+
+
+def normalize_phonenumber(value: object) -> str:
+    """Return the gateway's form of a phone number: country code and number, digits only.
+
+    `"+86 139-1234-5678"`, `"(86) 139 1234 5678"` and `8613912345678` all become
+    `"8613912345678"`. Raises `InvalidMessage` naming `phonenumber` for anything else.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise InvalidMessage("phonenumber", value, "expected a string of digits")
+    digits = _PHONE_PUNCTUATION.sub("", value)
+    if digits.startswith("+"):
+        digits = digits[1:]
+    if not _DIGITS.fullmatch(digits):
+        raise InvalidMessage(
+            "phonenumber", value, "expected country code and number, 7 to 15 digits"
+        )
+    if digits[0] == "0":
+        raise InvalidMessage(
+            "phonenumber", value, "must start with the country code (no leading 0 or 00)"
+        )
+    return digits
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str):
+        raise InvalidMessage("textmessage", value, "expected a string")
+    if not value.strip():
+        raise InvalidMessage("textmessage", value, "must not be empty")
+    if len(value) > MAX_TEXT_LENGTH:
+        raise InvalidMessage(
+            "textmessage", f"<{len(value)} characters>", f"at most {MAX_TEXT_LENGTH} characters"
+        )
+    return value
+
+
+def _upper_choice(field: str, choices: frozenset[str]) -> object:
+    def convert(value: object) -> str | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            folded = value if value == "auto" else value.upper()
+            if folded in choices:
+                return folded
+        raise InvalidMessage(field, value, f"expected one of {sorted(choices)}")
+
+    return convert
+
+
+def _sender_id(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str) and (
+        _ALNUM_SENDER.fullmatch(value) or _NUMERIC_SENDER.fullmatch(value)
+    ):
+        return value
+    raise InvalidMessage(
+        "sender_id", value, "expected 1-11 letters or digits, or a number of up to 15 digits"
+    )
+
+
+def _uid(value: object) -> str:
+    if value is None:
+        return new_uid()
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if isinstance(value, str) and _UID.fullmatch(value):
+        return value
+    raise InvalidMessage("uid", value, "expected 1-100 printable ASCII characters, no spaces")
+
+
+def _callback_url(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            parts = urlsplit(value)
+        except ValueError:
+            parts = None
+        if parts is not None and parts.scheme in ("http", "https") and parts.hostname:
+            return value
+    raise InvalidMessage("callback_url", value, "expected an absolute http:// or https:// URL")
+
+
+@attrs.frozen
+class SMS:
+    """One SMS, validated when it is built: bad input raises `InvalidMessage` naming the field.
+
+    Fields left as None take the sender's defaults when the message is sent. A message built
+    without a `uid` gets a random one, so every message can be matched to its outcome and its
+    delivery report, also when that outcome is unknown.
+
+    Attributes:
+        phonenumber: country code and number, digits only (normalised from `+86 139-...`).
+        textmessage: the text; not empty.
+        sms_type: "P" (promotional) or "T" (transactional), or None for the sender's default.
+        encoding: "T" (GSM text), "U" (Unicode) or "auto", or None for the sender's default.
+        sender_id: 1-11 letters/digits or up to 15 digits, or None for the sender's default.
+        uid: the caller's id for the message, echoed by the gateway and in delivery reports.
+        callback_url: where delivery reports for this message are pushed.
+    """
+
+    phonenumber: str = attrs.field(converter=normalize_phonenumber)
+    textmessage: str = attrs.field(converter=_text)
+    sms_type: str | None = attrs.field(
+        default=None, kw_only=True, converter=_upper_choice("sms_type", SMS_TYPES)
+    )
+    encoding: str | None = attrs.field(
+        default=None, kw_only=True, converter=_upper_choice("encoding", ENCODINGS)
+    )
+    sender_id: str | None = attrs.field(default=None, kw_only=True, converter=_sender_id)
+    uid: str = attrs.field(default=None, kw_only=True, converter=_uid)
+    callback_url: str | None = attrs.field(default=None, kw_only=True, converter=_callback_url)
+
+    def __attrs_post_init__(self) -> None:
+        if self.encoding == "T":
+            bad = _NON_GSM.search(self.textmessage)
+            if bad is not None:
+                raise InvalidMessage(
+                    "textmessage",
+                    bad.group(),
+                    "encoding 'T' (GSM) cannot carry this character; use 'U' or 'auto'",
+                )

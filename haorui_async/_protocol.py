@@ -1,0 +1,236 @@
+"""The SendSMS protocol as plain functions: build the request, read the answer (no I/O).
+
+The sender calls `build_params()` and `encode_request()` on the way out, and
+`read_response()` on the way back; the I/O between them lives in `_sender.py`.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import time
+from collections.abc import Mapping
+from typing import Any, Final
+from urllib.parse import urlencode
+
+import attrs
+
+from ._encoding import detect_encoding
+from ._exceptions import (
+    InvalidMessage,
+    NotSent,
+    OutcomeUnknown,
+    Rejected,
+    SendError,
+    SubmissionFailed,
+)
+from ._message import SMS
+from ._secrets import Secret
+
+__all__ = [
+    "SendResult",
+    "build_params",
+    "error_for_status",
+    "parse_retry_after",
+    "read_response",
+]
+
+#: HTTP statuses that prove the gateway did not take the request, and may take it later.
+RETRYABLE_NOT_SENT: Final = frozenset({408, 429, 503})
+#: 5xx answers that say "the server could not do this at all", so nothing was accepted.
+REJECTED_5XX: Final = frozenset({501, 505})
+
+
+@attrs.frozen
+class SendResult:
+    """The gateway's answer to an accepted message (`status == "S"`).
+
+    Attributes:
+        message_id: the gateway's id for the message, as a string, exactly (ids of 19 digits
+            and more survive).
+        status: "S".
+        remarks: the gateway's words; their wording varies, so never match on them.
+        uid: the `uid` the gateway echoed (the message's own), or None.
+        body: the whole decoded answer, unknown keys kept.
+        message: the `SMS` that was sent.
+        attempts: how many requests it took.
+    """
+
+    message_id: str
+    status: str
+    remarks: str
+    uid: str | None
+    body: Mapping[str, Any] = attrs.field(repr=False)
+    message: SMS = attrs.field(repr=False, eq=False)
+    attempts: int = attrs.field(default=1, eq=False)
+
+    @property
+    def ok(self) -> bool:
+        """True: a SendResult is only built for an accepted message."""
+        return self.status == "S"
+
+    @classmethod
+    def from_json(cls, body: Mapping[str, Any], message: SMS, attempts: int = 1) -> SendResult:
+        """Build from a decoded `status: "S"` answer; raise `ValueError` if it is not one."""
+        message_id = body.get("message_id")
+        if isinstance(message_id, bool) or not isinstance(message_id, (int, str)):
+            raise ValueError(f"message_id is not an integer or a string: {message_id!r}")
+        message_id = str(message_id).strip()
+        if not message_id:
+            raise ValueError("message_id is empty")
+        uid = body.get("uid")
+        remarks = body.get("remarks")
+        return cls(
+            message_id=message_id,
+            status="S",
+            remarks=remarks if isinstance(remarks, str) else "",
+            uid=None if uid is None else str(uid),
+            body=body,
+            message=message,
+            attempts=attempts,
+        )
+
+
+def build_params(
+    sms: SMS,
+    *,
+    api_id: str,
+    api_password: Secret,
+    sms_type: str,
+    encoding: str,
+    sender_id: str | None,
+) -> dict[str, str]:
+    """The SendSMS parameters for `sms`, the sender's defaults filling its empty fields.
+
+    Raises `InvalidMessage` when no sender id is known.
+    """
+    sender = sms.sender_id or sender_id
+    if sender is None:
+        raise InvalidMessage(
+            "sender_id", None, "required: give it to AsyncSender(sender_id=...) or the message"
+        )
+    enc = sms.encoding or encoding
+    if enc == "auto":
+        enc = detect_encoding(sms.textmessage)
+    params = {
+        "api_id": api_id,
+        "api_password": api_password.reveal(),
+        "sms_type": sms.sms_type or sms_type,
+        "encoding": enc,
+        "sender_id": sender,
+        "phonenumber": sms.phonenumber,
+        "textmessage": sms.textmessage,
+        "uid": sms.uid,
+    }
+    if sms.callback_url is not None:
+        params["callback_url"] = sms.callback_url
+    return params
+
+
+def encode_json(params: Mapping[str, str]) -> bytes:
+    """The POST body: compact ASCII JSON."""
+    return json.dumps(params, separators=(",", ":")).encode("ascii")
+
+
+def encode_query(params: Mapping[str, str]) -> str:
+    """The GET query string."""
+    return urlencode(params)
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a `Retry-After` header (delta-seconds or HTTP-date), or None."""
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    if seconds != seconds or seconds in (float("inf"), float("-inf")):
+        return None
+    return max(0.0, seconds)
+
+
+def error_for_status(
+    status_code: int,
+    message: SMS,
+    *,
+    attempts: int,
+    retry_after: float | None = None,
+) -> SendError:
+    """The error for a non-2xx answer: the outcome table of the SDK in one function."""
+    reason = f"gateway answered HTTP {status_code}"
+    if status_code in RETRYABLE_NOT_SENT:
+        cls: type[SendError] = NotSent
+    elif 300 <= status_code < 500 or status_code in REJECTED_5XX:
+        cls = Rejected
+    else:
+        # 500, 502, 504 and anything unknown: the request may have been processed.
+        cls = OutcomeUnknown
+    return cls(
+        reason,
+        message=message,
+        status_code=status_code,
+        attempts=attempts,
+        retry_after=retry_after,
+    )
+
+
+def read_response(
+    status_code: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    message: SMS,
+    *,
+    attempts: int = 1,
+) -> SendResult:
+    """Read the gateway's answer: a `SendResult`, or raise the `SendError` it amounts to."""
+    if not 200 <= status_code < 300:
+        retry_after = parse_retry_after(headers.get("retry-after"))
+        raise error_for_status(status_code, message, attempts=attempts, retry_after=retry_after)
+    try:
+        decoded = json.loads(body)
+    except ValueError:
+        decoded = None
+    if not isinstance(decoded, dict):
+        raise OutcomeUnknown(
+            f"gateway answered HTTP {status_code} with a body that is not a JSON object",
+            message=message,
+            status_code=status_code,
+            attempts=attempts,
+        )
+    status = decoded.get("status")
+    status = status.strip().upper() if isinstance(status, str) else status
+    if status == "S":
+        try:
+            return SendResult.from_json(decoded, message, attempts)
+        except ValueError as exc:
+            raise OutcomeUnknown(
+                f"gateway accepted the message but its answer is malformed: {exc}",
+                message=message,
+                status_code=status_code,
+                attempts=attempts,
+            ) from None
+    if status == "F":
+        remarks = decoded.get("remarks")
+        remarks = remarks if isinstance(remarks, str) else ""
+        raise SubmissionFailed(
+            f"gateway refused the message: {remarks or 'no remarks'}",
+            message=message,
+            remarks=remarks,
+            body=decoded,
+            status_code=status_code,
+            attempts=attempts,
+        )
+    raise OutcomeUnknown(
+        f"gateway answered an unknown status {status!r}",
+        message=message,
+        status_code=status_code,
+        attempts=attempts,
+    )

@@ -1,0 +1,467 @@
+"""`AsyncSender`: the I/O around the protocol, one attempt at a time, retried when it is safe.
+
+The path of one message: `send()` builds and validates an `SMS`; `send_message()` makes the
+first attempt outside tenacity (a first-attempt success pays nothing for the retry machinery);
+`_attempt()` waits for a slot in the semaphore, builds an `httpx.Request` and hands it to the
+transport; every failure is translated in `_translate()`, the one place where httpx's errors
+become the SDK's; the answer is read by `_protocol.read_response()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import Any, Final, Literal
+
+import httpx
+
+from . import _defaults as defaults
+from ._exceptions import (
+    ConfigurationError,
+    NotSent,
+    OutcomeUnknown,
+    Rejected,
+    SenderClosed,
+    SendError,
+    SubmissionFailed,
+)
+from ._message import SMS
+from ._protocol import SendResult, build_params, encode_json, encode_query, read_response
+from ._retry import RetryPolicy, retrying
+from ._secrets import Secret, install_httpx_log_filter, scrub
+from ._version import __version__
+
+__all__ = ["AsyncSender"]
+
+logger = logging.getLogger(defaults.LOGGER_NAME)
+
+#: Failures that happen before a single byte of the request can have reached the gateway.
+_NEVER_SENT: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError)
+#: Requests that cannot be sent as they stand: retrying changes nothing.
+_UNSENDABLE: Final = (httpx.UnsupportedProtocol, httpx.LocalProtocolError, httpx.InvalidURL)
+
+
+class _State(enum.Enum):
+    UNOPENED = "unopened"
+    OPENED = "opened"
+    CLOSED = "closed"
+
+
+def _from_env(value: str | None, env: str, name: str) -> str:
+    if value is None:
+        value = os.environ.get(env)
+    if not value:
+        raise ConfigurationError(f"{name}: not given, and the environment variable {env} is not set")
+    return value
+
+
+class AsyncSender:
+    """Sends SMS through the HAORUI gateway, many at once, over one pool of connections.
+
+    Use it as an async context manager, or call `aclose()` when done:
+
+        async with AsyncSender(api_id="API43404236", sender_id="HAORUI") as sender:
+            result = await sender.send("+86 139 1234 5678", "Your code is 112233")
+
+    Args:
+        api_id: the account id; defaults to the environment variable `HAORUI_API_ID`.
+        api_password: the account password; defaults to `HAORUI_API_PASSWORD`. It never
+            appears in a repr, a log record or an exception built by this SDK.
+        sender_id: the default sender id of messages that carry none.
+        base_url: the gateway; defaults to `HAORUI_BASE_URL`, else `https://api.haorui.com`.
+        method: "POST" (a JSON body; the default) or "GET" (everything in the query string,
+            so the password sits in the URL on the wire).
+        sms_type: the default `sms_type`, "T" (transactional) or "P" (promotional).
+        encoding: the default `encoding`: "auto", "T" or "U".
+        timeout: connect/read/write/pool timeouts of one request (an `httpx.Timeout` or seconds).
+        deadline: the most one `send` may take, retries and back-off included, in seconds.
+        max_concurrency: requests in flight at most; more sends wait for a slot.
+        retry: the `RetryPolicy`; `RetryPolicy(attempts=1)` turns retries off.
+        retry_ambiguous: shortcut for `RetryPolicy(retry_ambiguous=True)`: also retry failures
+            whose outcome is unknown. This risks duplicate SMS.
+        transport: an `httpx.AsyncBaseTransport` to send through (e.g. `httpx.MockTransport`,
+            a `FakeGateway`'s transport). Closed by `aclose()`.
+        client: an `httpx.AsyncClient` of the caller's to send through. Not closed by `aclose()`.
+        sleep: the coroutine function used to wait between attempts (tests inject a fake).
+
+    Raises:
+        ConfigurationError: credentials missing, or an option out of range.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_id: str | None = None,
+        api_password: str | None = None,
+        sender_id: str | None = None,
+        base_url: str | None = None,
+        method: Literal["POST", "GET"] = defaults.DEFAULT_METHOD,
+        sms_type: Literal["P", "T"] = defaults.DEFAULT_SMS_TYPE,
+        encoding: Literal["T", "U", "auto"] = defaults.DEFAULT_ENCODING,
+        timeout: httpx.Timeout | float | None = None,
+        deadline: float = defaults.DEFAULT_DEADLINE,
+        max_concurrency: int = defaults.DEFAULT_MAX_CONCURRENCY,
+        retry: RetryPolicy | None = None,
+        retry_ambiguous: bool | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        client: httpx.AsyncClient | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.api_id = _from_env(api_id, defaults.ENV_API_ID, "api_id")
+        self._password = Secret(
+            _from_env(api_password, defaults.ENV_API_PASSWORD, "api_password")
+        )
+        # Reuse the SMS validators, so a bad default is reported like a bad message field.
+        defaults_probe = SMS(
+            "10000000", "x", sms_type=sms_type, encoding=encoding, sender_id=sender_id
+        )
+        self.sender_id = defaults_probe.sender_id
+        self.sms_type: str = defaults_probe.sms_type or defaults.DEFAULT_SMS_TYPE
+        self.encoding: str = defaults_probe.encoding or defaults.DEFAULT_ENCODING
+        if method not in ("POST", "GET"):
+            raise ConfigurationError(f"method: expected 'POST' or 'GET', got {method!r}")
+        self.method = method
+        if not isinstance(max_concurrency, int) or max_concurrency < 1:
+            raise ConfigurationError(f"max_concurrency: expected an int >= 1, got {max_concurrency!r}")
+        self.max_concurrency = max_concurrency
+        if not deadline > 0:
+            raise ConfigurationError(f"deadline: expected seconds > 0, got {deadline!r}")
+        self.deadline = float(deadline)
+        if transport is not None and client is not None:
+            raise ConfigurationError("transport, client: give one or the other, not both")
+
+        self.base_url = self._check_base_url(
+            base_url or os.environ.get(defaults.ENV_BASE_URL) or defaults.DEFAULT_BASE_URL
+        )
+        self._endpoint = self.base_url + defaults.SEND_SMS_PATH
+        self._url = httpx.URL(self._endpoint)
+
+        self.retry = retry if retry is not None else RetryPolicy()
+        if retry_ambiguous is not None:
+            self.retry = RetryPolicy(
+                attempts=self.retry.attempts,
+                backoff_base=self.retry.backoff_base,
+                backoff_max=self.retry.backoff_max,
+                retry_after_cap=self.retry.retry_after_cap,
+                retry_ambiguous=retry_ambiguous,
+            )
+
+        self.timeout = self._check_timeout(timeout)
+        self._timeouts = self.timeout.as_dict()
+        self._longest_timeout = max(t for t in self._timeouts.values() if t is not None)
+        self._sleep = sleep
+        self._semaphore = asyncio.Semaphore(max_concurrency)
+        self._paused_until = 0.0
+
+        user_agent = f"{defaults.USER_AGENT_PREFIX}/{__version__} httpx/{httpx.__version__}"
+        self._headers: list[tuple[str, str]] = [
+            ("Accept", "application/json"),
+            ("User-Agent", user_agent),
+        ]
+        if method == "POST":
+            self._headers.append(("Content-Type", "application/json"))
+        else:
+            install_httpx_log_filter()
+
+        self._owns_client = client is None
+        if client is not None:
+            self._client = client
+            self._handle: Callable[[httpx.Request], Awaitable[httpx.Response]] = client.send
+        else:
+            if transport is None:
+                limits = httpx.Limits(
+                    max_connections=max_concurrency,
+                    max_keepalive_connections=max_concurrency,
+                    keepalive_expiry=defaults.DEFAULT_KEEPALIVE_EXPIRY,
+                )
+                # verify=True: TLS certificates are always checked.
+                transport = httpx.AsyncHTTPTransport(limits=limits, verify=True)
+            self._client = httpx.AsyncClient(transport=transport, timeout=self.timeout)
+            # The lean path: the client's own layer (auth, redirects, cookies, event hooks,
+            # its request log with the URL) does nothing for a SendSMS call, so the request
+            # goes to the pool directly.
+            self._handle = transport.handle_async_request
+        self._state = _State.UNOPENED
+
+    # -- set-up ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _check_base_url(base_url: str) -> str:
+        try:
+            url = httpx.URL(base_url)
+        except (httpx.InvalidURL, TypeError) as exc:
+            raise ConfigurationError(f"base_url: not a URL ({exc})") from None
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ConfigurationError(
+                f"base_url: expected an absolute http:// or https:// URL, got {base_url!r}"
+            )
+        if url.query or url.fragment or url.userinfo:
+            raise ConfigurationError("base_url: must not carry a query, fragment or user info")
+        return str(url).rstrip("/")
+
+    @staticmethod
+    def _check_timeout(timeout: httpx.Timeout | float | None) -> httpx.Timeout:
+        if timeout is None:
+            return httpx.Timeout(
+                connect=defaults.DEFAULT_CONNECT_TIMEOUT,
+                read=defaults.DEFAULT_READ_TIMEOUT,
+                write=defaults.DEFAULT_WRITE_TIMEOUT,
+                pool=defaults.DEFAULT_POOL_TIMEOUT,
+            )
+        if isinstance(timeout, httpx.Timeout):
+            values = timeout.as_dict().values()
+            if any(v is None or v <= 0 for v in values):
+                raise ConfigurationError(f"timeout: every timeout must be > 0 seconds, got {timeout!r}")
+            return timeout
+        if isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout > 0:
+            return httpx.Timeout(float(timeout))
+        raise ConfigurationError(f"timeout: expected seconds > 0 or an httpx.Timeout, got {timeout!r}")
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        """The `httpx.AsyncClient` that owns this sender's connection pool."""
+        return self._client
+
+    @property
+    def closed(self) -> bool:
+        return self._state is _State.CLOSED
+
+    async def __aenter__(self) -> AsyncSender:
+        if self._state is _State.CLOSED:
+            raise SenderClosed("this AsyncSender is closed; create a new one")
+        if self._owns_client:
+            await self._client.__aenter__()
+        self._state = _State.OPENED
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool (a client passed in by the caller stays open)."""
+        if self._state is _State.CLOSED:
+            return
+        self._state = _State.CLOSED
+        if self._owns_client:
+            await self._client.aclose()
+
+    def __repr__(self) -> str:
+        return (
+            f"<AsyncSender api_id={self.api_id!r} base_url={self.base_url!r} "
+            f"method={self.method!r} max_concurrency={self.max_concurrency} "
+            f"state={self._state.value!r}>"
+        )
+
+    # -- sending --------------------------------------------------------------------------
+
+    async def send(
+        self,
+        phonenumber: str | int,
+        textmessage: str,
+        *,
+        sms_type: str | None = None,
+        encoding: str | None = None,
+        sender_id: str | None = None,
+        uid: str | int | None = None,
+        callback_url: str | None = None,
+    ) -> SendResult:
+        """Send one SMS and return the gateway's acceptance.
+
+        Fields left as None take the sender's defaults; without a `uid` the message gets a
+        random one. Bad input raises `InvalidMessage` naming the field before anything is sent.
+
+        Raises:
+            InvalidMessage: a field is invalid; nothing was sent.
+            SubmissionFailed: the gateway answered `status: "F"`.
+            NotSent: the gateway provably did not accept it, after the retries allowed.
+            Rejected: the gateway refused the request as it stands (HTTP 400, 401, ...).
+            OutcomeUnknown: the gateway may have accepted it; not resent.
+            SenderClosed: the sender was closed.
+        """
+        sms = SMS(
+            phonenumber,
+            textmessage,
+            sms_type=sms_type,
+            encoding=encoding,
+            sender_id=sender_id,
+            uid=uid,
+            callback_url=callback_url,
+        )
+        return await self.send_message(sms)
+
+    async def send_message(self, sms: SMS) -> SendResult:
+        """Send a prepared `SMS`. Raises as `send()` does."""
+        if self._state is not _State.OPENED:
+            if self._state is _State.CLOSED:
+                raise SenderClosed("this AsyncSender is closed; create a new one")
+            self._state = _State.OPENED
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.deadline
+        request_parts = self._encode(sms)
+        try:
+            return await self._attempt(sms, request_parts, deadline, 1)
+        except SendError as exc:
+            if not self.retry.should_retry(exc) or self.retry.attempts == 1:
+                raise
+            first_failure = exc
+        return await self._retry(sms, request_parts, deadline, first_failure)
+
+    async def _retry(
+        self, sms: SMS, request_parts: tuple[httpx.URL, bytes], deadline: float, first: SendError
+    ) -> SendResult:
+        """Attempts 2..N, under tenacity; attempt 1 has already failed with `first`."""
+        loop = asyncio.get_running_loop()
+        attempt_number = 0
+        result: SendResult | None = None
+        async for attempt in retrying(
+            self.retry, deadline=deadline, clock=loop.time, sleep=self._sleep
+        ):
+            with attempt:
+                attempt_number += 1
+                if attempt_number == 1:
+                    raise first
+                result = await self._attempt(sms, request_parts, deadline, attempt_number)
+        assert result is not None
+        return result
+
+    def _encode(self, sms: SMS) -> tuple[httpx.URL, bytes]:
+        params = build_params(
+            sms,
+            api_id=self.api_id,
+            api_password=self._password,
+            sms_type=self.sms_type,
+            encoding=self.encoding,
+            sender_id=self.sender_id,
+        )
+        if self.method == "POST":
+            return self._url, encode_json(params)
+        return httpx.URL(self._endpoint + "?" + encode_query(params)), b""
+
+    async def _attempt(
+        self, sms: SMS, request_parts: tuple[httpx.URL, bytes], deadline: float, attempt: int
+    ) -> SendResult:
+        """One request for `sms`: wait for a slot, send, read the answer."""
+        loop = asyncio.get_running_loop()
+        remaining = deadline - loop.time()
+        if self._paused_until > loop.time():
+            # The gateway asked the whole sender to slow down (429 with Retry-After).
+            pause = self._paused_until - loop.time()
+            if pause >= remaining:
+                raise NotSent(
+                    f"the gateway asked to pause {pause:.1f}s, past this send's deadline",
+                    message=sms,
+                    attempts=attempt,
+                )
+            await self._sleep(pause)
+            remaining = deadline - loop.time()
+        if remaining <= 0:
+            raise NotSent("the deadline passed before the request was sent", message=sms, attempts=attempt)
+        semaphore = self._semaphore
+        if semaphore.locked():
+            try:
+                await asyncio.wait_for(semaphore.acquire(), remaining)
+            except asyncio.TimeoutError:
+                raise NotSent(
+                    f"no free slot among {self.max_concurrency} before the deadline",
+                    message=sms,
+                    attempts=attempt,
+                ) from None
+            remaining = deadline - loop.time()
+        else:
+            await semaphore.acquire()
+        try:
+            if self._state is _State.CLOSED:
+                raise SenderClosed("this AsyncSender is closed; create a new one")
+            if remaining >= self._longest_timeout:
+                timeouts = self._timeouts
+            else:
+                timeouts = {k: min(v, remaining) for k, v in self._timeouts.items()}
+            url, body = request_parts
+            request = httpx.Request(
+                self.method, url, headers=self._headers, content=body,
+                extensions={"timeout": timeouts},
+            )
+            failure: SendError | None = None
+            try:
+                response = await self._handle(request)
+                try:
+                    content = await response.aread()
+                finally:
+                    await response.aclose()
+            except Exception as exc:
+                failure = self._translate(exc, sms, attempt)
+                if failure.__cause__ is exc:
+                    raise failure from exc
+            if failure is not None:
+                # Raised outside the except block: the original carried the password.
+                raise failure
+        finally:
+            semaphore.release()
+        try:
+            result = read_response(response.status_code, response.headers, content, sms, attempts=attempt)
+        except SendError as exc:
+            self._note_failure(exc, loop.time())
+            raise self._scrubbed(exc) from None
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "attempt %d uid=%s: accepted, message_id=%s", attempt, sms.uid, result.message_id
+            )
+        return result
+
+    def _note_failure(self, exc: SendError, now: float) -> None:
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("attempt %d uid=%s: %s", exc.attempts, exc.uid, type(exc).__name__)
+        if (
+            exc.status_code == 429
+            and exc.retry_after is not None
+            and exc.retry_after <= self.retry.retry_after_cap
+        ):
+            self._paused_until = max(self._paused_until, now + exc.retry_after)
+
+    def _translate(self, exc: Exception, sms: SMS, attempt: int) -> SendError:
+        """The one place where a transport's exception becomes the SDK's.
+
+        The cause is chained (`__cause__`) only where its text is free of the password.
+        """
+        text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        clean = scrub(text, self._password)
+        cls: type[SendError]
+        if isinstance(exc, _NEVER_SENT):
+            cls, detail = NotSent, f"could not reach the gateway ({clean})"
+        elif isinstance(exc, _UNSENDABLE):
+            cls, detail = Rejected, f"the request could not be sent ({clean})"
+        elif isinstance(exc, (httpx.TimeoutException)):
+            cls, detail = OutcomeUnknown, f"no answer in time after the request went out ({clean})"
+        else:
+            cls, detail = OutcomeUnknown, f"the exchange broke off after the request went out ({clean})"
+        failure = cls(detail, message=sms, attempts=attempt)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("attempt %d uid=%s: %s", attempt, sms.uid, detail)
+        if clean == text and scrub(repr(exc), self._password) == repr(exc):
+            failure.__cause__ = exc
+        return failure
+
+    def _scrubbed(self, exc: SendError) -> SendError:
+        """`exc`, with the password removed should the gateway have echoed it."""
+        if isinstance(exc, SubmissionFailed):
+            exc.remarks = scrub(exc.remarks, self._password)
+            raw = repr(exc.body)
+            if scrub(raw, self._password) != raw:
+                exc.body = {
+                    k: scrub(v, self._password) if isinstance(v, str) else v
+                    for k, v in exc.body.items()
+                }
+        exc.detail = scrub(exc.detail, self._password)
+        exc.args = (exc.detail,)
+        return exc
+
+

@@ -1,0 +1,43 @@
+"""Development tasks: `nox -s tests`, `nox -s lint`, `nox -s typing`, `nox -s demo`, ..."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.sessions = ["tests", "lint", "typing"]
+
+PYPROJECT = nox.project.load_toml("pyproject.toml")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the test suite with branch coverage; fails under the coverage gate."""
+    session.install("-e", ".[cli,fast,ratelimit]", *nox.project.dependency_groups(PYPROJECT, "test"))
+    session.run("coverage", "erase")
+    session.run("coverage", "run", "-m", "pytest", *session.posargs)
+    session.run("coverage", "combine", success_codes=[0, 1])
+    session.run("coverage", "report")
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check."""
+    session.install(*nox.project.dependency_groups(PYPROJECT, "lint"))
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typing(session: nox.Session) -> None:
+    """mypy --strict over the package and the tests."""
+    session.install("-e", ".[cli,fast,ratelimit]", *nox.project.dependency_groups(PYPROJECT, "typing"))
+    session.run("mypy", "haorui_async", "tests")
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """Start the built-in emulator on loopback, send one SMS, then fan out 10,000 sends."""
+    session.install("-e", ".[cli]")
+    session.run("haorui-async", "demo", *session.posargs)
