@@ -14,7 +14,9 @@ PYPROJECT = nox.project.load_toml("pyproject.toml")
 @nox.session
 def tests(session: nox.Session) -> None:
     """Run the test suite with branch coverage; fails under the coverage gate."""
-    session.install("-e", ".[cli,fast,ratelimit]", *nox.project.dependency_groups(PYPROJECT, "test"))
+    session.install(
+        "-e", ".[cli,fast,ratelimit]", *nox.project.dependency_groups(PYPROJECT, "test")
+    )
     session.run("coverage", "erase")
     session.run("coverage", "run", "-m", "pytest", *session.posargs)
     session.run("coverage", "combine", success_codes=[0, 1])
@@ -32,7 +34,9 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typing(session: nox.Session) -> None:
     """mypy --strict over the package and the tests."""
-    session.install("-e", ".[cli,fast,ratelimit]", *nox.project.dependency_groups(PYPROJECT, "typing"))
+    session.install(
+        "-e", ".[cli,fast,ratelimit]", *nox.project.dependency_groups(PYPROJECT, "typing")
+    )
     session.run("mypy", "haorui_async", "tests")
 
 

@@ -23,8 +23,8 @@ from ._exceptions import (
     NotSent,
     OutcomeUnknown,
     Rejected,
-    SendError,
     SenderClosed,
+    SendError,
     SubmissionFailed,
 )
 from ._message import SMS, new_uid, normalize_phonenumber

@@ -116,10 +116,7 @@ class SendError(HaoruiError):
     def __str__(self) -> str:
         where = f"HTTP {self.status_code}, " if self.status_code is not None else ""
         sent = "may have been sent" if self.may_have_been_sent else "not sent"
-        return (
-            f"{self.detail} ({where}uid={self.message.uid!r}, {sent}, "
-            f"attempts={self.attempts})"
-        )
+        return f"{self.detail} ({where}uid={self.message.uid!r}, {sent}, attempts={self.attempts})"
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.detail!r}, uid={self.message.uid!r}, " + (
@@ -131,9 +128,7 @@ class SendError(HaoruiError):
         return (_rebuild_send_error, (type(self), self.detail, dict(self.__dict__)))
 
 
-def _rebuild_send_error(
-    cls: type[SendError], detail: str, state: dict[str, Any]
-) -> SendError:
+def _rebuild_send_error(cls: type[SendError], detail: str, state: dict[str, Any]) -> SendError:
     err = cls.__new__(cls)
     Exception.__init__(err, detail)
     err.__dict__.update(state)

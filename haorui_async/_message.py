@@ -66,17 +66,22 @@ def _text(value: object) -> str:
     return value
 
 
-def _upper_choice(field: str, choices: frozenset[str]) -> object:
-    def convert(value: object) -> str | None:
-        if value is None:
-            return None
-        if isinstance(value, str):
-            folded = value if value == "auto" else value.upper()
-            if folded in choices:
-                return folded
-        raise InvalidMessage(field, value, f"expected one of {sorted(choices)}")
+def _choice(field: str, value: object, choices: frozenset[str]) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        folded = value if value == "auto" else value.upper()
+        if folded in choices:
+            return folded
+    raise InvalidMessage(field, value, f"expected one of {sorted(choices)}")
 
-    return convert
+
+def _sms_type(value: object) -> str | None:
+    return _choice("sms_type", value, SMS_TYPES)
+
+
+def _encoding(value: object) -> str | None:
+    return _choice("encoding", value, ENCODINGS)
 
 
 def _sender_id(value: object) -> str | None:
@@ -134,12 +139,8 @@ class SMS:
 
     phonenumber: str = attrs.field(converter=normalize_phonenumber)
     textmessage: str = attrs.field(converter=_text)
-    sms_type: str | None = attrs.field(
-        default=None, kw_only=True, converter=_upper_choice("sms_type", SMS_TYPES)
-    )
-    encoding: str | None = attrs.field(
-        default=None, kw_only=True, converter=_upper_choice("encoding", ENCODINGS)
-    )
+    sms_type: str | None = attrs.field(default=None, kw_only=True, converter=_sms_type)
+    encoding: str | None = attrs.field(default=None, kw_only=True, converter=_encoding)
     sender_id: str | None = attrs.field(default=None, kw_only=True, converter=_sender_id)
     uid: str = attrs.field(default=None, kw_only=True, converter=_uid)
     callback_url: str | None = attrs.field(default=None, kw_only=True, converter=_callback_url)

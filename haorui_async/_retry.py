@@ -61,7 +61,7 @@ class RetryPolicy:
 
     def backoff(self, failures: int, rand: Callable[[], float] = random.random) -> float:
         """Full-jitter exponential back-off after the `failures`-th failure."""
-        ceiling = min(self.backoff_max, self.backoff_base * 2 ** (failures - 1))
+        ceiling = min(self.backoff_max, self.backoff_base * 2.0 ** (failures - 1))
         return ceiling * rand()
 
 

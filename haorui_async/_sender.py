@@ -15,7 +15,7 @@ import logging
 import os
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any, Final, Literal
+from typing import Final, Literal
 
 import httpx
 
@@ -45,6 +45,10 @@ _NEVER_SENT: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeou
 _UNSENDABLE: Final = (httpx.UnsupportedProtocol, httpx.LocalProtocolError, httpx.InvalidURL)
 
 
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 class _State(enum.Enum):
     UNOPENED = "unopened"
     OPENED = "opened"
@@ -55,7 +59,9 @@ def _from_env(value: str | None, env: str, name: str) -> str:
     if value is None:
         value = os.environ.get(env)
     if not value:
-        raise ConfigurationError(f"{name}: not given, and the environment variable {env} is not set")
+        raise ConfigurationError(
+            f"{name}: not given, and the environment variable {env} is not set"
+        )
     return value
 
 
@@ -112,9 +118,7 @@ class AsyncSender:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.api_id = _from_env(api_id, defaults.ENV_API_ID, "api_id")
-        self._password = Secret(
-            _from_env(api_password, defaults.ENV_API_PASSWORD, "api_password")
-        )
+        self._password = Secret(_from_env(api_password, defaults.ENV_API_PASSWORD, "api_password"))
         # Reuse the SMS validators, so a bad default is reported like a bad message field.
         defaults_probe = SMS(
             "10000000", "x", sms_type=sms_type, encoding=encoding, sender_id=sender_id
@@ -125,8 +129,10 @@ class AsyncSender:
         if method not in ("POST", "GET"):
             raise ConfigurationError(f"method: expected 'POST' or 'GET', got {method!r}")
         self.method = method
-        if not isinstance(max_concurrency, int) or max_concurrency < 1:
-            raise ConfigurationError(f"max_concurrency: expected an int >= 1, got {max_concurrency!r}")
+        if not _is_int(max_concurrency) or max_concurrency < 1:
+            raise ConfigurationError(
+                f"max_concurrency: expected an int >= 1, got {max_concurrency!r}"
+            )
         self.max_concurrency = max_concurrency
         if not deadline > 0:
             raise ConfigurationError(f"deadline: expected seconds > 0, got {deadline!r}")
@@ -151,8 +157,10 @@ class AsyncSender:
             )
 
         self.timeout = self._check_timeout(timeout)
-        self._timeouts = self.timeout.as_dict()
-        self._longest_timeout = max(t for t in self._timeouts.values() if t is not None)
+        self._timeouts: dict[str, float] = {
+            k: float(v) for k, v in self.timeout.as_dict().items() if v is not None
+        }
+        self._longest_timeout = max(self._timeouts.values())
         self._sleep = sleep
         self._semaphore = asyncio.Semaphore(max_concurrency)
         self._paused_until = 0.0
@@ -215,11 +223,16 @@ class AsyncSender:
         if isinstance(timeout, httpx.Timeout):
             values = timeout.as_dict().values()
             if any(v is None or v <= 0 for v in values):
-                raise ConfigurationError(f"timeout: every timeout must be > 0 seconds, got {timeout!r}")
+                raise ConfigurationError(
+                    f"timeout: every timeout must be > 0 seconds, got {timeout!r}"
+                )
             return timeout
-        if isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout > 0:
-            return httpx.Timeout(float(timeout))
-        raise ConfigurationError(f"timeout: expected seconds > 0 or an httpx.Timeout, got {timeout!r}")
+        seconds: object = timeout
+        if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and seconds > 0:
+            return httpx.Timeout(float(seconds))
+        raise ConfigurationError(
+            f"timeout: expected seconds > 0 or an httpx.Timeout, got {timeout!r}"
+        )
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -364,7 +377,9 @@ class AsyncSender:
             await self._sleep(pause)
             remaining = deadline - loop.time()
         if remaining <= 0:
-            raise NotSent("the deadline passed before the request was sent", message=sms, attempts=attempt)
+            raise NotSent(
+                "the deadline passed before the request was sent", message=sms, attempts=attempt
+            )
         semaphore = self._semaphore
         if semaphore.locked():
             try:
@@ -387,7 +402,10 @@ class AsyncSender:
                 timeouts = {k: min(v, remaining) for k, v in self._timeouts.items()}
             url, body = request_parts
             request = httpx.Request(
-                self.method, url, headers=self._headers, content=body,
+                self.method,
+                url,
+                headers=self._headers,
+                content=body,
                 extensions={"timeout": timeouts},
             )
             failure: SendError | None = None
@@ -407,7 +425,9 @@ class AsyncSender:
         finally:
             semaphore.release()
         try:
-            result = read_response(response.status_code, response.headers, content, sms, attempts=attempt)
+            result = read_response(
+                response.status_code, response.headers, content, sms, attempts=attempt
+            )
         except SendError as exc:
             self._note_failure(exc, loop.time())
             raise self._scrubbed(exc) from None
@@ -442,7 +462,10 @@ class AsyncSender:
         elif isinstance(exc, (httpx.TimeoutException)):
             cls, detail = OutcomeUnknown, f"no answer in time after the request went out ({clean})"
         else:
-            cls, detail = OutcomeUnknown, f"the exchange broke off after the request went out ({clean})"
+            cls, detail = (
+                OutcomeUnknown,
+                f"the exchange broke off after the request went out ({clean})",
+            )
         failure = cls(detail, message=sms, attempts=attempt)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("attempt %d uid=%s: %s", attempt, sms.uid, detail)
@@ -463,5 +486,3 @@ class AsyncSender:
         exc.detail = scrub(exc.detail, self._password)
         exc.args = (exc.detail,)
         return exc
-
-
