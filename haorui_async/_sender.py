@@ -15,7 +15,7 @@ import logging
 import os
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 import httpx
 
@@ -34,6 +34,9 @@ from ._protocol import SendResult, build_params, encode_json, encode_query, read
 from ._retry import RetryPolicy, retrying
 from ._secrets import Secret, install_httpx_log_filter, scrub
 from ._version import __version__
+
+if TYPE_CHECKING:
+    from aiolimiter import AsyncLimiter
 
 __all__ = ["AsyncSender"]
 
@@ -86,6 +89,8 @@ class AsyncSender:
         timeout: connect/read/write/pool timeouts of one request (an `httpx.Timeout` or seconds).
         deadline: the most one `send` may take, retries and back-off included, in seconds.
         max_concurrency: requests in flight at most; more sends wait for a slot.
+        rate_limit: requests per second at most, for the whole sender (retries count); needs
+            the `[ratelimit]` extra (aiolimiter). None: no limit.
         retry: the `RetryPolicy`; `RetryPolicy(attempts=1)` turns retries off.
         retry_ambiguous: shortcut for `RetryPolicy(retry_ambiguous=True)`: also retry failures
             whose outcome is unknown. This risks duplicate SMS.
@@ -111,6 +116,7 @@ class AsyncSender:
         timeout: httpx.Timeout | float | None = None,
         deadline: float = defaults.DEFAULT_DEADLINE,
         max_concurrency: int = defaults.DEFAULT_MAX_CONCURRENCY,
+        rate_limit: float | None = None,
         retry: RetryPolicy | None = None,
         retry_ambiguous: bool | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -163,6 +169,8 @@ class AsyncSender:
         self._longest_timeout = max(self._timeouts.values())
         self._sleep = sleep
         self._semaphore = asyncio.Semaphore(max_concurrency)
+        self.rate_limit = rate_limit
+        self._limiter = self._make_limiter(rate_limit)
         self._paused_until = 0.0
 
         user_agent = f"{defaults.USER_AGENT_PREFIX}/{__version__} httpx/{httpx.__version__}"
@@ -233,6 +241,21 @@ class AsyncSender:
         raise ConfigurationError(
             f"timeout: expected seconds > 0 or an httpx.Timeout, got {timeout!r}"
         )
+
+    @staticmethod
+    def _make_limiter(rate_limit: float | None) -> AsyncLimiter | None:
+        if rate_limit is None:
+            return None
+        if not rate_limit > 0:
+            raise ConfigurationError(f"rate_limit: expected messages/s > 0, got {rate_limit!r}")
+        try:
+            from aiolimiter import AsyncLimiter
+        except ImportError:  # pragma: no cover - depends on the install
+            raise ConfigurationError(
+                "rate_limit: needs aiolimiter: pip install 'haorui-async[ratelimit]'"
+            ) from None
+        # A one-second bucket: at most `rate_limit` requests start in any second.
+        return AsyncLimiter(rate_limit, 1.0)
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -375,6 +398,9 @@ class AsyncSender:
                     attempts=attempt,
                 )
             await self._sleep(pause)
+            remaining = deadline - loop.time()
+        if self._limiter is not None:
+            await self._limiter.acquire()
             remaining = deadline - loop.time()
         if remaining <= 0:
             raise NotSent(
