@@ -34,16 +34,16 @@ from ._sender import AsyncSender
 from ._version import __version__
 
 __all__ = [
-    "DEFAULT_BASE_URL",
-    "SMS",
     "AsyncSender",
     "ConfigurationError",
+    "DEFAULT_BASE_URL",
     "HaoruiError",
     "InvalidMessage",
     "NotSent",
     "OutcomeUnknown",
     "Rejected",
     "RetryPolicy",
+    "SMS",
     "SendError",
     "SendResult",
     "SenderClosed",

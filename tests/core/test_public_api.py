@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+import haorui_async
+
+
+def test_all_is_sorted_and_complete() -> None:
+    exported = haorui_async.__all__
+    assert exported == sorted(exported)
+    for name in exported:
+        assert hasattr(haorui_async, name), name
+
+
+def test_exceptions_form_one_tree() -> None:
+    for name in haorui_async.__all__:
+        obj = getattr(haorui_async, name)
+        if isinstance(obj, type) and issubclass(obj, Exception):
+            assert issubclass(obj, haorui_async.HaoruiError), name
+    assert issubclass(haorui_async.InvalidMessage, ValueError)
+    assert issubclass(haorui_async.Rejected, haorui_async.NotSent)
+    assert haorui_async.OutcomeUnknown.may_have_been_sent is True
+    assert haorui_async.NotSent.may_have_been_sent is False

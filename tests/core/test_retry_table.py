@@ -1,0 +1,310 @@
+"""The outcome table, one row at a time: retried or not, requests made, error class."""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+import tenacity
+
+from haorui_async import (
+    AsyncSender,
+    NotSent,
+    OutcomeUnknown,
+    Rejected,
+    RetryPolicy,
+    SendError,
+    SubmissionFailed,
+)
+
+from .conftest import FakeSleep, accepted
+
+ATTEMPTS = 4
+
+
+def raising(exc_type: type[Exception]) -> Callable[[httpx.Request], httpx.Response]:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise exc_type("simulated", request=request)  # type: ignore[call-arg]  # httpx errors take request=
+
+    return handler
+
+
+def answering(status: int, **kwargs: Any) -> Callable[[httpx.Request], httpx.Response]:
+    return lambda request: httpx.Response(status, **kwargs)
+
+
+TABLE = [
+    # (case, handler, error class, requests that reached the server)
+    ("connect refused / DNS", raising(httpx.ConnectError), NotSent, ATTEMPTS),
+    ("connect timeout", raising(httpx.ConnectTimeout), NotSent, ATTEMPTS),
+    ("pool timeout", raising(httpx.PoolTimeout), NotSent, ATTEMPTS),
+    ("proxy error", raising(httpx.ProxyError), NotSent, ATTEMPTS),
+    ("HTTP 408", answering(408), NotSent, ATTEMPTS),
+    ("HTTP 429", answering(429), NotSent, ATTEMPTS),
+    ("HTTP 503", answering(503), NotSent, ATTEMPTS),
+    ("read timeout", raising(httpx.ReadTimeout), OutcomeUnknown, 1),
+    ("write timeout", raising(httpx.WriteTimeout), OutcomeUnknown, 1),
+    ("connection lost after write", raising(httpx.RemoteProtocolError), OutcomeUnknown, 1),
+    ("read error", raising(httpx.ReadError), OutcomeUnknown, 1),
+    ("write error", raising(httpx.WriteError), OutcomeUnknown, 1),
+    ("HTTP 500", answering(500), OutcomeUnknown, 1),
+    ("HTTP 502", answering(502), OutcomeUnknown, 1),
+    ("HTTP 504", answering(504), OutcomeUnknown, 1),
+    ("HTTP 599", answering(599), OutcomeUnknown, 1),
+    ("200, body not JSON", answering(200, text="<html>busy</html>"), OutcomeUnknown, 1),
+    ("200, JSON not an object", answering(200, json=[1]), OutcomeUnknown, 1),
+    ("200, unknown status", answering(200, json={"status": "Q"}), OutcomeUnknown, 1),
+    (
+        "200, S without message_id",
+        answering(200, json={"status": "S", "message_id": None}),
+        OutcomeUnknown,
+        1,
+    ),
+    (
+        "200, S with a float message_id",
+        answering(200, json={"status": "S", "message_id": 2.5e18}),
+        OutcomeUnknown,
+        1,
+    ),
+    (
+        "200, S with an empty message_id",
+        answering(200, json={"status": "S", "message_id": " "}),
+        OutcomeUnknown,
+        1,
+    ),
+    ("status F", answering(200, json={"status": "F", "remarks": "Invalid"}), SubmissionFailed, 1),
+    ("HTTP 400", answering(400), Rejected, 1),
+    ("HTTP 401", answering(401), Rejected, 1),
+    ("HTTP 403", answering(403), Rejected, 1),
+    ("HTTP 404", answering(404), Rejected, 1),
+    ("HTTP 301", answering(301, headers={"Location": "https://x.test/"}), Rejected, 1),
+    ("HTTP 501", answering(501), Rejected, 1),
+    ("unsupported protocol", raising(httpx.UnsupportedProtocol), Rejected, 1),
+    ("a transport bug", lambda r: 1 / 0, OutcomeUnknown, 1),
+]
+
+
+@pytest.mark.parametrize(
+    ("handler", "error", "requests"),
+    [pytest.param(h, e, n, id=case) for case, h, e, n in TABLE],
+)
+async def test_outcome_table(
+    make_sender: Callable[..., AsyncSender],
+    handler: Callable[[httpx.Request], httpx.Response],
+    error: type[SendError],
+    requests: int,
+) -> None:
+    seen: list[httpx.Request] = []
+
+    def counting(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return handler(request)
+
+    async with make_sender(counting) as sender:
+        with pytest.raises(error) as info:
+            await sender.send("8613912345678", "hi", uid="row-7")
+    assert type(info.value) is error
+    assert len(seen) == requests
+    assert info.value.uid == "row-7"
+    assert info.value.attempts == requests
+    assert info.value.may_have_been_sent is (error is OutcomeUnknown)
+    assert "uid='row-7'" in str(info.value)
+
+
+async def test_read_timeout_is_not_retried_by_default_and_carries_the_uid(
+    make_sender: Callable[..., AsyncSender],
+) -> None:
+    calls = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        raise httpx.ReadTimeout("timed out", request=request)
+
+    async with make_sender(handler) as sender:
+        with pytest.raises(OutcomeUnknown) as info:
+            await sender.send("8613912345678", "hi", uid="order-1")
+    assert calls == 1
+    assert info.value.uid == "order-1"
+    assert info.value.status_code is None
+    assert isinstance(info.value.__cause__, httpx.ReadTimeout)
+
+
+async def test_read_timeout_is_retried_when_the_caller_opts_in(
+    make_sender: Callable[..., AsyncSender],
+) -> None:
+    calls = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        if calls < 3:
+            raise httpx.ReadTimeout("timed out", request=request)
+        return accepted(request)
+
+    async with make_sender(handler, retry_ambiguous=True) as sender:
+        result = await sender.send("8613912345678", "hi")
+    assert calls == 3
+    assert result.attempts == 3
+
+
+async def test_retry_after_seconds_is_waited_out_then_succeeds(
+    make_sender: Callable[..., AsyncSender], fake_sleep: FakeSleep
+) -> None:
+    answers = iter([httpx.Response(429, headers={"Retry-After": "1"})])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return next(answers, None) or accepted(request)
+
+    async with make_sender(handler) as sender:
+        result = await sender.send("8613912345678", "hi")
+    assert result.status == "S"
+    assert result.attempts == 2
+    assert fake_sleep.calls[0] == 1.0
+
+
+async def test_retry_after_http_date_is_honoured(
+    make_sender: Callable[..., AsyncSender], fake_sleep: FakeSleep
+) -> None:
+    when = email.utils.formatdate(time.time() + 3, usegmt=True)
+    answers = iter([httpx.Response(503, headers={"Retry-After": when})])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return next(answers, None) or accepted(request)
+
+    async with make_sender(handler) as sender:
+        await sender.send("8613912345678", "hi")
+    assert 1.0 <= fake_sleep.calls[0] <= 3.0
+
+
+async def test_retry_after_beyond_the_cap_gives_up_at_once(
+    make_sender: Callable[..., AsyncSender], fake_sleep: FakeSleep
+) -> None:
+    calls = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        return httpx.Response(429, headers={"Retry-After": "3600"})
+
+    async with make_sender(handler) as sender:
+        with pytest.raises(NotSent) as info:
+            await sender.send("8613912345678", "hi")
+    assert calls == 1
+    assert fake_sleep.calls == []
+    assert info.value.retry_after == 3600.0
+    assert info.value.status_code == 429
+
+
+async def test_retry_after_past_the_deadline_gives_up_at_once(
+    make_sender: Callable[..., AsyncSender], fake_sleep: FakeSleep
+) -> None:
+    calls = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        return httpx.Response(503, headers={"Retry-After": "20"})
+
+    async with make_sender(handler, deadline=10.0) as sender:
+        with pytest.raises(NotSent):
+            await sender.send("8613912345678", "hi")
+    assert calls == 1
+    assert fake_sleep.calls == []
+
+
+async def test_back_off_is_full_jitter_exponential(
+    make_sender: Callable[..., AsyncSender], fake_sleep: FakeSleep
+) -> None:
+    policy = RetryPolicy(attempts=5, backoff_base=0.5, backoff_max=1.5)
+    async with make_sender(raising(httpx.ConnectError), retry=policy) as sender:
+        with pytest.raises(NotSent) as info:
+            await sender.send("8613912345678", "hi")
+    assert info.value.attempts == 5
+    ceilings = [0.5, 1.0, 1.5, 1.5]
+    assert len(fake_sleep.calls) == 4
+    for waited, ceiling in zip(fake_sleep.calls, ceilings, strict=True):
+        assert 0.0 <= waited <= ceiling
+
+
+def test_backoff_bounds_follow_the_policy() -> None:
+    policy = RetryPolicy(backoff_base=0.25, backoff_max=10.0)
+    assert policy.backoff(3, rand=lambda: 1.0) == 1.0
+    assert policy.backoff(10, rand=lambda: 1.0) == 10.0
+    assert policy.backoff(1, rand=lambda: 0.0) == 0.0
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"attempts": 0}, {"backoff_base": -1.0}, {"retry_after_cap": -0.1}]
+)
+def test_retry_policy_validates(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match=next(iter(kwargs))):
+        RetryPolicy(**kwargs)
+
+
+async def test_one_attempt_policy_turns_retries_off(
+    make_sender: Callable[..., AsyncSender],
+) -> None:
+    calls = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        return httpx.Response(503)
+
+    async with make_sender(handler, retry=RetryPolicy(attempts=1)) as sender:
+        with pytest.raises(NotSent):
+            await sender.send("8613912345678", "hi")
+    assert calls == 1
+
+
+async def test_first_attempt_success_does_not_enter_tenacity(
+    make_sender: Callable[..., AsyncSender], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the retry machinery was entered")
+
+    monkeypatch.setattr(tenacity.AsyncRetrying, "__init__", refuse)
+    async with make_sender(accepted) as sender:
+        result = await sender.send("8613912345678", "hi")
+    assert result.attempts == 1
+
+
+async def test_a_429_pauses_every_send_of_the_sender(
+    make_sender: Callable[..., AsyncSender], fake_sleep: FakeSleep
+) -> None:
+    answers = iter([httpx.Response(429, headers={"Retry-After": "2"})])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return next(answers, None) or accepted(request)
+
+    async with make_sender(handler, retry=RetryPolicy(attempts=1)) as sender:
+        with pytest.raises(NotSent):
+            await sender.send("8613912345678", "first")
+        await sender.send("8613912345678", "second")
+    # The second send waited behind the pause the first one's 429 set.
+    assert len(fake_sleep.calls) == 1
+    assert 1.0 < fake_sleep.calls[0] <= 2.0
+
+
+async def test_a_pause_past_the_deadline_is_not_sent(
+    make_sender: Callable[..., AsyncSender], fake_sleep: FakeSleep
+) -> None:
+    answers = iter([httpx.Response(429, headers={"Retry-After": "30"})])
+    calls = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        return next(answers, None) or accepted(request)
+
+    async with make_sender(handler, retry=RetryPolicy(attempts=1), deadline=5.0) as sender:
+        with pytest.raises(NotSent):
+            await sender.send("8613912345678", "first")
+        with pytest.raises(NotSent, match="pause"):
+            await sender.send("8613912345678", "second")
+    assert calls == 1

@@ -1,0 +1,142 @@
+"""The password never appears in a repr, an exception, a traceback or a log record."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import pickle
+import traceback
+from collections.abc import Callable
+from urllib.parse import quote, quote_plus
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from haorui_async import AsyncSender, RetryPolicy, SendError
+from haorui_async._secrets import Secret, install_httpx_log_filter, scrub
+
+from .conftest import API_ID, accepted
+
+passwords = st.text(
+    alphabet=st.characters(min_codepoint=0x20, codec="utf-8"), min_size=10, max_size=40
+).filter(lambda p: p.strip() == p and p.strip())
+
+
+def _handlers(password: str) -> dict[str, Callable[[httpx.Request], httpx.Response]]:
+    def raise_with_url(request: httpx.Request) -> httpx.Response:
+        # Lower layers put the URL (and so, in GET mode, the password) in their messages.
+        raise httpx.ConnectError(f"cannot connect for {request.url}", request=request)
+
+    def read_timeout_with_url(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout(f"timed out: {request.url}", request=request)
+
+    def echo_password(request: httpx.Request) -> httpx.Response:
+        remarks = f"Invalid api_password {password}"
+        return httpx.Response(200, json={"status": "F", "remarks": remarks, "echo": password})
+
+    return {
+        "success": accepted,
+        "status F echoing the password": echo_password,
+        "429 exhausted": lambda r: httpx.Response(429),
+        "500": lambda r: httpx.Response(500),
+        "403": lambda r: httpx.Response(403),
+        "malformed": lambda r: httpx.Response(200, text="oops"),
+        "connect error with the URL": raise_with_url,
+        "read timeout with the URL": read_timeout_with_url,
+    }
+
+
+def _forms(password: str) -> set[str]:
+    return {password, quote(password, safe=""), quote_plus(password), json.dumps(password)[1:-1]}
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+        self.lines.append(repr(record.args))
+
+
+async def _exercise(password: str, method: str, use_client: bool) -> list[str]:
+    texts: list[str] = []
+    for name, handler in _handlers(password).items():
+        transport = httpx.MockTransport(handler)
+        options: dict[str, object] = {
+            "api_id": API_ID,
+            "api_password": password,
+            "sender_id": "HAORUI",
+            "method": method,
+            "retry": RetryPolicy(attempts=2, backoff_base=0.0),
+        }
+        if use_client:
+            client = httpx.AsyncClient(transport=transport)
+            sender = AsyncSender(client=client, **options)  # type: ignore[arg-type]
+        else:
+            client = None
+            sender = AsyncSender(transport=transport, **options)  # type: ignore[arg-type]
+        texts.append(repr(sender))
+        try:
+            async with sender:
+                result = await sender.send("8613912345678", "hi", uid=name.replace(" ", "-"))
+            texts.append(repr(result))
+        except SendError as exc:
+            texts.extend([str(exc), repr(exc), repr(exc.args), repr(exc.__dict__)])
+            texts.append("".join(traceback.format_exception(exc)))
+        finally:
+            if client is not None:
+                await client.aclose()
+    return texts
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(password=passwords, method=st.sampled_from(["POST", "GET"]), use_client=st.booleans())
+def test_password_never_leaks(password: str, method: str, use_client: bool) -> None:
+    records = _Records()
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(records)
+    root.setLevel(logging.DEBUG)
+    try:
+        texts = asyncio.run(_exercise(password, method, use_client))
+    finally:
+        root.removeHandler(records)
+        root.setLevel(old_level)
+    assert records.lines, "the SDK logs each attempt at DEBUG"
+    everything = "\n".join(texts + records.lines)
+    for form in _forms(password):
+        assert form not in everything
+
+
+def test_secret_shows_asterisks() -> None:
+    secret = Secret("hunter2-hunter2")
+    assert "hunter2" not in repr(secret) + str(secret) + f"{secret}"
+    assert secret.reveal() == "hunter2-hunter2"
+    assert secret == Secret("hunter2-hunter2")
+    assert secret != "hunter2-hunter2"
+    assert hash(secret) == hash(Secret("hunter2-hunter2"))
+    with pytest.raises(TypeError):
+        pickle.dumps(secret)
+
+
+def test_scrub_removes_query_passwords_of_any_secret() -> None:
+    text = "GET https://x.test/api/SendSMS?api_id=1&api_password=p%40ss&x=1"
+    assert scrub(text, Secret("other")) == (
+        "GET https://x.test/api/SendSMS?api_id=1&api_password=********&x=1"
+    )
+
+
+def test_httpx_request_log_is_scrubbed_in_get_mode(caplog: pytest.LogCaptureFixture) -> None:
+    install_httpx_log_filter()
+    install_httpx_log_filter()  # idempotent
+    logger = logging.getLogger("httpx")
+    assert len([f for f in logger.filters if type(f).__name__ == "_QueryPasswordFilter"]) == 1
+    with caplog.at_level(logging.INFO, logger="httpx"):
+        logger.info("HTTP Request: %s %s", "GET", "https://x.test/?api_password=hunter2&a=1")
+    assert "hunter2" not in caplog.text
+    assert "api_password=********" in caplog.text

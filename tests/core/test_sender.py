@@ -1,0 +1,333 @@
+from __future__ import annotations
+
+import asyncio
+import json
+import pickle
+from collections.abc import Callable
+
+import httpx
+import pytest
+import respx
+
+from haorui_async import (
+    SMS,
+    AsyncSender,
+    ConfigurationError,
+    InvalidMessage,
+    NotSent,
+    SenderClosed,
+    SubmissionFailed,
+)
+
+from .conftest import API_ID, PASSWORD, accepted, request_params
+
+
+async def test_post_sends_the_documented_json_body(make_sender: Callable[..., AsyncSender]) -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return accepted(request)
+
+    async with make_sender(handler) as sender:
+        result = await sender.send(
+            "+86 139-1234-5678", "Your code is 112233", uid="u-1", callback_url="https://cb.test/"
+        )
+    (request,) = seen
+    assert request.method == "POST"
+    assert str(request.url) == "https://api.haorui.com/api/SendSMS"
+    assert request.headers["content-type"] == "application/json"
+    assert json.loads(request.content) == {
+        "api_id": API_ID,
+        "api_password": PASSWORD,
+        "sms_type": "T",
+        "encoding": "T",
+        "sender_id": "HAORUI",
+        "phonenumber": "8613912345678",
+        "textmessage": "Your code is 112233",
+        "uid": "u-1",
+        "callback_url": "https://cb.test/",
+    }
+    assert (result.message_id, result.uid, result.ok) == ("26471304", "u-1", True)
+
+
+async def test_get_sends_everything_in_the_query(make_sender: Callable[..., AsyncSender]) -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return accepted(request)
+
+    async with make_sender(handler, method="GET", sms_type="P") as sender:
+        await sender.send("8613912345678", "你好", sender_id="LIASMT")
+    (request,) = seen
+    assert request.method == "GET"
+    assert request.content == b""
+    params = request_params(request)
+    assert params["api_password"] == PASSWORD
+    assert (params["sms_type"], params["encoding"], params["sender_id"]) == ("P", "U", "LIASMT")
+
+
+async def test_long_message_ids_survive_exactly(make_sender: Callable[..., AsyncSender]) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = b'{"message_id": 2026083116353908975, "status": "S", "remarks": "ok",'
+        body += b' "uid": null, "peId": "x", "phonenumber": "86139"}'
+        return httpx.Response(200, content=body)
+
+    async with make_sender(handler) as sender:
+        result = await sender.send("8613912345678", "hi")
+    assert result.message_id == "2026083116353908975"
+    assert result.uid is None
+    assert result.body["peId"] == "x"
+
+
+async def test_status_f_carries_remarks_and_body(make_sender: Callable[..., AsyncSender]) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"status": "F", "remarks": "Invalid sender", "x": 1})
+
+    async with make_sender(handler) as sender:
+        with pytest.raises(SubmissionFailed) as info:
+            await sender.send("8613912345678", "hi")
+    assert info.value.remarks == "Invalid sender"
+    assert info.value.body["x"] == 1
+    assert info.value.may_have_been_sent is False
+
+
+async def test_missing_sender_id_fails_before_any_request(
+    make_sender: Callable[..., AsyncSender],
+) -> None:
+    calls = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        return accepted(request)
+
+    async with make_sender(handler, sender_id=None) as sender:
+        with pytest.raises(InvalidMessage, match="^sender_id: required"):
+            await sender.send("8613912345678", "hi")
+        with pytest.raises(InvalidMessage, match="^phonenumber"):
+            await sender.send("12", "hi", sender_id="X")
+    assert calls == 0
+
+
+async def test_send_message_takes_a_prepared_sms(make_sender: Callable[..., AsyncSender]) -> None:
+    sms = SMS("8613912345678", "queued earlier", uid="q-1", encoding="U")
+    async with make_sender(lambda r: accepted(r)) as sender:
+        result = await sender.send_message(sms)
+    assert result.message is sms
+    assert result.uid == "q-1"
+
+
+async def test_respx_intercepts_the_default_backend() -> None:
+    async with respx.mock(base_url="https://api.haorui.com") as mock:
+        route = mock.post("/api/SendSMS").mock(side_effect=accepted)
+        async with AsyncSender(api_id=API_ID, api_password=PASSWORD, sender_id="HAORUI") as sender:
+            result = await sender.send("8613912345678", "hi", uid="r-1")
+    assert route.call_count == 1
+    assert result.uid == "r-1"
+
+
+async def test_a_callers_client_is_used_and_left_open() -> None:
+    client = httpx.AsyncClient(transport=httpx.MockTransport(accepted))
+    async with AsyncSender(
+        api_id=API_ID, api_password=PASSWORD, sender_id="HAORUI", client=client
+    ) as sender:
+        assert sender.client is client
+        await sender.send("8613912345678", "hi")
+    assert not client.is_closed
+    await client.aclose()
+
+
+def test_credentials_fall_back_to_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HAORUI_API_ID", "ENV_ID")
+    monkeypatch.setenv("HAORUI_API_PASSWORD", "env-password")
+    monkeypatch.setenv("HAORUI_BASE_URL", "http://127.0.0.1:8808/")
+    sender = AsyncSender()
+    assert sender.api_id == "ENV_ID"
+    assert sender.base_url == "http://127.0.0.1:8808"
+    assert "env-password" not in repr(sender)
+
+
+@pytest.mark.parametrize(
+    ("missing", "env"), [("api_id", "HAORUI_API_ID"), ("api_password", "HAORUI_API_PASSWORD")]
+)
+def test_missing_credentials_are_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch, missing: str, env: str
+) -> None:
+    monkeypatch.delenv("HAORUI_API_ID", raising=False)
+    monkeypatch.delenv("HAORUI_API_PASSWORD", raising=False)
+    given = {"api_id": "A", "api_password": "p"}
+    del given[missing]
+    with pytest.raises(
+        ConfigurationError, match=f"^{missing}: not given, and the environment variable {env}"
+    ):
+        AsyncSender(**given)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("method", "PUT", "^method"),
+        ("max_concurrency", 0, "^max_concurrency"),
+        ("max_concurrency", True, "^max_concurrency"),
+        ("deadline", 0, "^deadline"),
+        ("base_url", "ftp://x.test", "^base_url"),
+        ("base_url", "https://x.test/?q=1", "^base_url"),
+        ("base_url", "http://[::1", "^base_url"),
+        ("timeout", -1, "^timeout"),
+        ("timeout", "5", "^timeout"),
+        ("timeout", httpx.Timeout(None), "^timeout"),
+        ("rate_limit", 0, "^rate_limit"),
+        ("sms_type", "X", "^sms_type"),
+        ("sender_id", "NOT VALID", "^sender_id"),
+    ],
+)
+def test_bad_options_are_clear_errors(option: str, value: object, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        AsyncSender(api_id="A", api_password="p", **{option: value})  # type: ignore[arg-type]
+
+
+def test_transport_and_client_together_are_refused() -> None:
+    client = httpx.AsyncClient()
+    with pytest.raises(ConfigurationError, match="one or the other"):
+        AsyncSender(
+            api_id="A",
+            api_password="p",
+            transport=httpx.MockTransport(accepted),
+            client=client,
+        )
+
+
+async def test_use_after_close_is_a_clear_error(make_sender: Callable[..., AsyncSender]) -> None:
+    sender = make_sender(accepted)
+    await sender.send("8613912345678", "opened lazily")
+    await sender.aclose()
+    await sender.aclose()  # idempotent
+    assert sender.closed
+    assert "state='closed'" in repr(sender)
+    with pytest.raises(SenderClosed):
+        await sender.send("8613912345678", "hi")
+    with pytest.raises(SenderClosed):
+        async with sender:
+            pass
+
+
+async def test_timeouts_are_capped_by_the_remaining_deadline(
+    make_sender: Callable[..., AsyncSender],
+) -> None:
+    seen: list[dict[str, float]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.extensions["timeout"])
+        return accepted(request)
+
+    async with make_sender(handler, timeout=httpx.Timeout(30.0), deadline=2.0) as sender:
+        await sender.send("8613912345678", "hi")
+    async with make_sender(handler, timeout=1.5) as sender:
+        await sender.send("8613912345678", "hi")
+    assert all(0 < value <= 2.0 for value in seen[0].values())
+    assert seen[1] == {"connect": 1.5, "read": 1.5, "write": 1.5, "pool": 1.5}
+
+
+async def test_waiting_for_a_slot_past_the_deadline_is_not_sent() -> None:
+    release = asyncio.Event()
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await release.wait()
+        return accepted(request)
+
+    class SlowTransport(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            return await slow(request)
+
+    async with AsyncSender(
+        api_id="A",
+        api_password="p",
+        sender_id="HAORUI",
+        transport=SlowTransport(),
+        max_concurrency=1,
+        deadline=0.2,
+    ) as sender:
+        first = asyncio.ensure_future(sender.send("8613912345678", "holds the slot"))
+        await asyncio.sleep(0)
+        with pytest.raises(NotSent, match="no free slot"):
+            await sender.send("8613912345678", "waits")
+        release.set()
+        await first
+
+
+async def test_rate_limit_spaces_requests(make_sender: Callable[..., AsyncSender]) -> None:
+    loop = asyncio.get_running_loop()
+    starts: list[float] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        starts.append(loop.time())
+        return accepted(request)
+
+    async with make_sender(handler, rate_limit=20) as sender:
+        assert sender.rate_limit == 20
+        await asyncio.gather(*(sender.send("8613912345678", f"m{i}") for i in range(25)))
+    # A leaky bucket of 20 draining at 20/s: the 20 first go at once, each later one waits
+    # for 1/20 s of drain, so the 25th cannot start before 5/20 s.
+    assert len(starts) == 25
+    assert starts[24] - starts[0] >= 0.24
+
+
+def test_send_errors_pickle_with_their_fields() -> None:
+    err = NotSent(
+        "gateway answered HTTP 503",
+        message=SMS("8613912345678", "hi", uid="p-1"),
+        status_code=503,
+        attempts=4,
+    )
+    again = pickle.loads(pickle.dumps(err))
+    assert type(again) is NotSent
+    assert (again.uid, again.status_code, again.attempts, str(again)) == ("p-1", 503, 4, str(err))
+
+
+class _GatedTransport(httpx.AsyncBaseTransport):
+    """Answers only once `gate` is set, so tests can hold a slot."""
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        await self.gate.wait()
+        return accepted(request)
+
+
+async def test_a_send_waits_for_a_slot_then_goes_out() -> None:
+    transport = _GatedTransport()
+    async with AsyncSender(
+        api_id="A", api_password="p", sender_id="HAORUI", transport=transport, max_concurrency=1
+    ) as sender:
+        sends = [asyncio.ensure_future(sender.send("8613912345678", f"m{i}")) for i in range(3)]
+        await asyncio.sleep(0.01)
+        transport.gate.set()
+        results = await asyncio.gather(*sends)
+    assert [r.message.textmessage for r in results] == ["m0", "m1", "m2"]
+
+
+async def test_a_send_waiting_for_a_slot_when_the_sender_closes_is_refused() -> None:
+    transport = _GatedTransport()
+    sender = AsyncSender(
+        api_id="A", api_password="p", sender_id="HAORUI", transport=transport, max_concurrency=1
+    )
+    first = asyncio.ensure_future(sender.send("8613912345678", "holds the slot"))
+    second = asyncio.ensure_future(sender.send("8613912345678", "waits"))
+    await asyncio.sleep(0.01)
+    await sender.aclose()
+    transport.gate.set()
+    await first
+    with pytest.raises(SenderClosed):
+        await second
+
+
+async def test_rate_limit_wait_past_the_deadline_is_not_sent(
+    make_sender: Callable[..., AsyncSender],
+) -> None:
+    async with make_sender(accepted, rate_limit=1, deadline=0.3) as sender:
+        await sender.send("8613912345678", "takes the only token")
+        with pytest.raises(NotSent, match="deadline passed before the request was sent"):
+            await sender.send("8613912345678", "waits a second for the next")
