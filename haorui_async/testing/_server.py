@@ -1,0 +1,411 @@
+"""The loopback emulator: the gateway model as a raw ASGI app, served by uvicorn.
+
+No framework: per request the app reads the body, asks the `GatewayModel` for the answer and
+writes it, nothing else (no per-request log), so the emulator is not what limits a benchmark.
+
+- `serve(**options)`: an async context manager that runs the emulator on a free loopback port.
+- `run(config, host, port)`: the emulator in the foreground until SIGTERM or SIGINT; what
+  `python -m haorui_async.testing` and `haorui-async emulator` run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import json
+import logging
+import random
+import signal
+import socket
+import sys
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from typing import IO, Any, Final
+
+import httpx
+import uvicorn
+
+from ._config import MAX_PENDING_REPORTS, EmulatorConfig
+from ._faults import (
+    DropConnection,
+    FaultPlan,
+    Hang,
+    MalformedBody,
+    RespondWith,
+)
+from ._model import STATS_PATH, GatewayModel, Message, Reply, delivery_report
+
+__all__ = ["Emulator", "run", "serve"]
+
+Scope = MutableMapping[str, Any]
+ASGIMessage = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[ASGIMessage]]
+Send = Callable[[ASGIMessage], Awaitable[None]]
+
+#: What uvicorn logs when an app ends a response half-way: here that is the deliberate
+#: "drop the connection after reading the request" fault, not a bug worth a log line.
+_DROP_LOG_MESSAGE: Final = "ASGI callable returned without completing response."
+#: The declared length of a dropped answer: more than is ever sent, so the client sees the
+#: connection end before the answer does.
+_DROP_DECLARED_LENGTH: Final = b"64"
+
+
+class _DropFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg != _DROP_LOG_MESSAGE
+
+
+_DROP_FILTER: Final = _DropFilter()
+
+
+def _http_implementation() -> str:
+    try:
+        import httptools  # noqa: F401
+    except ImportError:  # pragma: no cover - depends on the install
+        return "h11"
+    return "httptools"
+
+
+def _is_loopback(url: str) -> bool:
+    host = httpx.URL(url).host
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class Emulator:
+    """The HAORUI gateway on a loopback socket: an ASGI app around one `GatewayModel`.
+
+    Attributes:
+        config: the `EmulatorConfig`.
+        model: the `GatewayModel` (messages, counts per uid, totals).
+        faults: the `FaultPlan`: `inject()` scripts faults for the next requests.
+        base_url: `http://HOST:PORT` once it runs (what `AsyncSender(base_url=...)` takes).
+        received: requests received on the SendSMS path, faults included.
+        reports: delivery reports by fate: "sent", "failed", "skipped" (a non-loopback
+            URL, not allowed), "dropped" (too many pending).
+    """
+
+    def __init__(self, config: EmulatorConfig | None = None) -> None:
+        self.config = config if config is not None else EmulatorConfig()
+        self.model = GatewayModel(self.config.accounts, record=self.config.record)
+        self.faults = FaultPlan(self.config.rates(), self.config.seed)
+        self.base_url = ""
+        self.received = 0
+        self.reports: Counter[str] = Counter()
+        cfg = self.config
+        self._random = random.Random(cfg.seed)
+        self._has_latency = cfg.latency > 0 or cfg.latency_jitter > 0 or cfg.slow_rate > 0
+        mix = cfg.status_mix()
+        self._statuses = [word for word, _ in mix]
+        self._weights = [weight for _, weight in mix]
+        self._closing: asyncio.Event | None = None
+        self._stopped = asyncio.Event()
+        self._reports_pending: set[asyncio.Task[None]] = set()
+        self._client: httpx.AsyncClient | None = None
+        self._server: uvicorn.Server | None = None
+
+    # -- what a test asks -----------------------------------------------------------------
+
+    @property
+    def messages(self) -> list[Message]:
+        """Every accepted message, in order (with `record="messages"`)."""
+        return self.model.messages
+
+    def count_for_uid(self, uid: str) -> int:
+        """How many times a message with this uid was accepted."""
+        return self.model.count_for_uid(uid)
+
+    def stats(self) -> dict[str, Any]:
+        """The counters: the model's, requests received, faults and delivery reports."""
+        return {
+            **self.model.stats(),
+            "received": self.received,
+            "faults": dict(self.faults.served),
+            "reports": dict(self.reports),
+        }
+
+    def stop(self) -> None:
+        """Ask the running server to stop (what SIGTERM does)."""
+        self._stopped.set()
+        if self._server is not None:
+            self._server.should_exit = True
+
+    # -- the ASGI app ---------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer one ASGI HTTP request (lifespan is not used)."""
+        if scope["type"] != "http":
+            return None
+        message = await receive()
+        body: bytes = message.get("body", b"")
+        while message.get("more_body"):
+            message = await receive()
+            body += message.get("body", b"")
+        path: str = scope["path"]
+        method: str = scope["method"]
+        content_type = ""
+        if method == "POST":
+            for name, value in scope["headers"]:
+                if name == b"content-type":
+                    content_type = value.decode("latin-1")
+                    break
+        if not path.startswith("/api/"):
+            if method == "GET" and path == STATS_PATH:
+                reply = Reply(200, json.dumps(self.stats()).encode())
+            else:
+                reply = self.model.handle(method, path, scope["query_string"], body)
+            return await _write(send, reply)
+        self.received += 1
+        if self._has_latency:
+            await asyncio.sleep(self._delay())
+        fault = self.faults.next()
+        if fault is None or fault.accepted:
+            reply = self.model.handle(method, path, scope["query_string"], body, content_type)
+            if reply.accepted is not None and reply.accepted.callback_url is not None:
+                self._schedule_report(reply.accepted)
+            if fault is None:
+                return await _write(send, reply)
+        if isinstance(fault, RespondWith):
+            headers = [(b"content-type", b"application/json")]
+            if fault.retry_after is not None:
+                headers.append((b"retry-after", str(fault.retry_after).encode()))
+            return await _write(send, Reply(fault.status, fault.body, tuple(headers)))
+        if isinstance(fault, MalformedBody):
+            return await _write(
+                send, Reply(fault.status, fault.body, ((b"content-type", b"text/html"),))
+            )
+        if isinstance(fault, Hang):
+            seconds = fault.seconds if fault.seconds is not None else self.config.hang_seconds
+            if await self._hang(receive, seconds):
+                # The client gave up (or the server is closing): nothing left to answer.
+                return None
+            reply = self.model.handle(method, path, scope["query_string"], body, content_type)
+            return await _write(send, reply)
+        # DropConnection (RefuseConnection cannot happen on a connection already accepted,
+        # so it drops too): announce an answer, then end the exchange before it is sent.
+        assert isinstance(fault, DropConnection) or fault.kind == "refuse"
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-length", _DROP_DECLARED_LENGTH)],
+            }
+        )
+        return None
+
+    def _delay(self) -> float:
+        cfg = self.config
+        delay = cfg.latency
+        if cfg.latency_jitter > 0:
+            delay += self._random.random() * cfg.latency_jitter
+        if cfg.slow_rate > 0 and self._random.random() < cfg.slow_rate:
+            delay += cfg.slow_latency
+        return delay
+
+    async def _hang(self, receive: Receive, seconds: float) -> bool:
+        """Wait `seconds`, or until the client disconnects or the server closes.
+
+        Returns True when the exchange is over (disconnected or closing), False when the hang
+        simply lasted its time and a late answer is due.
+        """
+        assert self._closing is not None
+        disconnected = asyncio.ensure_future(receive())
+        closing = asyncio.ensure_future(self._closing.wait())
+        done, pending = await asyncio.wait(
+            {disconnected, closing}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED
+        )
+        for task in pending:
+            task.cancel()
+        return bool(done)
+
+    # -- delivery reports -----------------------------------------------------------------
+
+    def _schedule_report(self, message: Message) -> None:
+        assert message.callback_url is not None
+        if not self.config.allow_remote_callbacks and not _is_loopback(message.callback_url):
+            self.reports["skipped"] += 1
+            return
+        if len(self._reports_pending) >= MAX_PENDING_REPORTS:
+            self.reports["dropped"] += 1
+            return
+        status = self._random.choices(self._statuses, self._weights)[0]
+        task = asyncio.ensure_future(self._push_report(message, status))
+        self._reports_pending.add(task)
+        task.add_done_callback(self._reports_pending.discard)
+
+    async def _push_report(self, message: Message, status: str) -> None:
+        assert self._client is not None
+        assert message.callback_url is not None
+        await asyncio.sleep(self.config.dlr_delay)
+        try:
+            response = await self._client.post(
+                message.callback_url, json=delivery_report(message, status)
+            )
+        except httpx.HTTPError:
+            self.reports["failed"] += 1
+            return
+        self.reports["sent" if response.is_success else "failed"] += 1
+
+    # -- running --------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def running(self, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[Emulator]:
+        """Serve on `host:port` (0: a free port) for the duration of the `async with` block.
+
+        Raises:
+            OSError: the address cannot be bound.
+        """
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            sock.close()
+            raise
+        sock.listen(2048)
+        sock.setblocking(False)
+        bound_port = sock.getsockname()[1]
+        url_host = f"[{host}]" if family == socket.AF_INET6 else host
+        self.base_url = f"http://{url_host}:{bound_port}"
+        config = uvicorn.Config(
+            self,
+            http=_http_implementation(),
+            lifespan="off",
+            access_log=False,
+            log_config=None,
+            log_level="warning",
+            server_header=False,
+            # Hung requests are released at shutdown; this bounds anything else.
+            timeout_graceful_shutdown=5,
+            backlog=2048,
+        )
+        config.load()
+        logging.getLogger("uvicorn.error").addFilter(_DROP_FILTER)
+        server = uvicorn.Server(config)
+        # What `Server.serve()` would set up; it is not used here because it also takes over
+        # the process's signal handlers, which a test suite must keep.
+        server.lifespan = config.lifespan_class(config)
+        self._server = server
+        self._closing = asyncio.Event()
+        self._client = httpx.AsyncClient(timeout=5.0)
+        main_loop: asyncio.Task[None] | None = None
+        try:
+            await server.startup(sockets=[sock])
+            main_loop = asyncio.ensure_future(server.main_loop())
+            yield self
+        finally:
+            server.should_exit = True
+            self._closing.set()
+            if main_loop is not None:
+                await main_loop
+                await server.shutdown(sockets=[sock])
+            sock.close()
+            for task in list(self._reports_pending):
+                task.cancel()
+            await asyncio.gather(*self._reports_pending, return_exceptions=True)
+            await self._client.aclose()
+            self._server = None
+
+    async def wait_stopped(self) -> None:
+        """Wait until `stop()` is called (or SIGTERM/SIGINT, under `run`)."""
+        await self._stopped.wait()
+
+
+async def _write(send: Send, reply: Reply) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": reply.status,
+            "headers": [(b"content-length", str(len(reply.body)).encode()), *reply.headers],
+        }
+    )
+    await send({"type": "http.response.body", "body": reply.body})
+
+
+@contextlib.asynccontextmanager
+async def serve(
+    config: EmulatorConfig | None = None,
+    /,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    **options: Any,
+) -> AsyncIterator[Emulator]:
+    """Run the emulator on a free loopback port for the duration of an `async with` block.
+
+        async with serve(rate_503=0.1, seed=1) as emulator:
+            sender = AsyncSender(..., base_url=emulator.base_url)
+
+    Args:
+        config: an `EmulatorConfig`; or give its fields as keyword `options`.
+        host: the address to listen on (loopback).
+        port: the port; 0 picks a free one.
+
+    Raises:
+        TypeError: both `config` and `options` were given, or an unknown option.
+        ValueError: an option out of range.
+        OSError: the address cannot be bound.
+    """
+    if config is not None and options:
+        raise TypeError("serve(): give a config or options, not both")
+    emulator = Emulator(config if config is not None else EmulatorConfig(**options))
+    async with emulator.running(host, port) as running:
+        yield running
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - depends on the install
+        return asyncio.new_event_loop
+    new_event_loop: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return new_event_loop
+
+
+async def _run_foreground(config: EmulatorConfig, host: str, port: int, out: IO[str]) -> None:
+    emulator = Emulator(config)
+    async with emulator.running(host, port):
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, emulator.stop)
+        out.write(f"listening on {emulator.base_url}\n")
+        out.flush()
+        try:
+            await emulator.wait_stopped()
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+
+
+def run(
+    config: EmulatorConfig | None = None,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    out: IO[str] | None = None,
+) -> None:
+    """Run the emulator in the foreground until SIGTERM or SIGINT.
+
+    Prints exactly one line, `listening on http://HOST:PORT` (the real port when 0 was
+    asked), to `out` (stdout) once it accepts connections. Uses uvloop when it is installed.
+
+    Raises:
+        OSError: the address cannot be bound.
+    """
+    stream = out if out is not None else sys.stdout
+    main = _run_foreground(config or EmulatorConfig(), host, port, stream)
+    if sys.version_info >= (3, 11):
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            runner.run(main)
+    else:  # pragma: no cover - Python 3.10
+        loop = _loop_factory()()
+        try:
+            loop.run_until_complete(main)
+        finally:
+            loop.close()
