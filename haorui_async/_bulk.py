@@ -1,0 +1,500 @@
+"""`send_many()` and `send_all()`: many messages through one sender, each accounted for.
+
+A fixed pool of `concurrency` worker tasks pulls messages from the input (an iterable or an
+async iterable, read lazily) and sends each with `AsyncSender.send_message()`; every input
+item ends as exactly one `Outcome`. Memory is bounded by the window of messages started and
+not yet handed to the caller, never by the input's length.
+
+When the caller stops early (`aclose()`, leaving `async with`, breaking out of a plain
+`async for`) or is cancelled, no new message is started, and every message already taken from
+the input is accounted for in `BulkSend.unyielded`:
+
+- on a stop, sends in flight may finish within `grace` seconds; their real outcomes are kept;
+- on cancellation (or when the grace runs out), sends in flight are cancelled and recorded as
+  `OutcomeUnknown`: the request may already have reached the gateway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Iterator
+from types import TracebackType
+from typing import TYPE_CHECKING, Final, Literal
+
+import attrs
+
+from ._exceptions import (
+    ConfigurationError,
+    HaoruiError,
+    InvalidMessage,
+    NotSent,
+    OutcomeUnknown,
+    Rejected,
+    SenderClosed,
+    SendError,
+    SubmissionFailed,
+)
+from ._message import SMS
+from ._protocol import SendResult
+
+if TYPE_CHECKING:
+    from ._sender import AsyncSender
+
+__all__ = [
+    "DEFAULT_GRACE",
+    "BulkReport",
+    "BulkSend",
+    "Outcome",
+    "OutcomeKind",
+    "send_all",
+    "send_many",
+]
+
+#: Seconds that sends in flight may take to finish after the caller stops early: a healthy
+#: gateway answers in well under a second, and each send already has its own timeouts.
+DEFAULT_GRACE: Final = 5.0
+#: The window of started-but-not-yielded messages, as a multiple of the concurrency: room for
+#: one slow message at the head of an ordered run without stalling every other worker at once.
+WINDOW_FACTOR: Final = 2
+
+OutcomeKind = Literal["sent", "failed", "rejected", "not_sent", "unknown", "invalid"]
+#: Every kind of outcome, in the order summaries list them.
+KINDS: Final[tuple[OutcomeKind, ...]] = (
+    "sent",
+    "failed",
+    "rejected",
+    "not_sent",
+    "unknown",
+    "invalid",
+)
+
+
+def _kind_of(error: HaoruiError | None) -> OutcomeKind:
+    if error is None:
+        return "sent"
+    if isinstance(error, SubmissionFailed):
+        return "failed"
+    if isinstance(error, Rejected):
+        return "rejected"
+    if isinstance(error, (NotSent, SenderClosed)):
+        return "not_sent"
+    if isinstance(error, InvalidMessage):
+        return "invalid"
+    return "unknown"
+
+
+@attrs.frozen
+class Outcome:
+    """What became of one input item of `send_many()`: a `SendResult` or an error.
+
+    Attributes:
+        index: the item's position in the input, from 0.
+        message: the `SMS`, or None where the item was not an `SMS`.
+        result: the gateway's acceptance, where the message was sent.
+        error: why it was not sent, where it was not: a `SendError` (its subclass tells whether
+            the gateway may have accepted it), `InvalidMessage` for an item that is not a
+            sendable `SMS`, or `SenderClosed`.
+        kind: "sent"; "failed" (the gateway answered status F); "rejected" (refused as it
+            stands); "not_sent" (provably not accepted, retries spent, or never started);
+            "unknown" (may have been accepted: reconcile by `uid` before resending);
+            "invalid" (not a sendable message, nothing was sent).
+    """
+
+    index: int
+    message: SMS | None
+    result: SendResult | None = None
+    error: HaoruiError | None = None
+    kind: OutcomeKind = attrs.field(init=False)
+
+    @kind.default
+    def _kind(self) -> OutcomeKind:
+        if (self.result is None) == (self.error is None):
+            raise ValueError("Outcome: give exactly one of result and error")
+        return _kind_of(self.error)
+
+    @property
+    def sent(self) -> bool:
+        """True where the gateway accepted the message."""
+        return self.result is not None
+
+    @property
+    def may_have_been_sent(self) -> bool:
+        """True where the gateway accepted the message or may have: do not resend blindly."""
+        return self.result is not None or isinstance(self.error, OutcomeUnknown)
+
+    @property
+    def uid(self) -> str | None:
+        """The message's `uid` (None for an item that was not an `SMS`)."""
+        return None if self.message is None else self.message.uid
+
+
+def _check_positive_int(name: str, value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigurationError(f"{name}: expected an int >= 1, got {value!r}")
+    return value
+
+
+class _Run:
+    """The state shared by the workers and the consumer of one `send_many()` call.
+
+    Workers hold this object, never the `BulkSend`, so a `BulkSend` dropped by its caller is
+    collected at once and its outcome generator finalized (which stops the run).
+    """
+
+    def __init__(
+        self,
+        sender: AsyncSender,
+        messages: Iterable[object] | AsyncIterable[object],
+        *,
+        ordered: bool,
+        concurrency: int,
+        window: int,
+        grace: float,
+    ) -> None:
+        self.sender = sender
+        self.messages = messages
+        self.ordered = ordered
+        self.concurrency = concurrency
+        self.grace = grace
+        self.window = asyncio.Semaphore(window)
+        self.pull_lock = asyncio.Lock()
+        self.sync_iter: Iterator[object] | None = None
+        self.async_iter: AsyncIterator[object] | None = None
+        #: Outcomes delivered and not yet yielded, by input index (insertion order = completion).
+        self.done: dict[int, Outcome] = {}
+        self.wakeup = asyncio.Event()
+        self.workers: list[asyncio.Task[None]] = []
+        self.sending: set[asyncio.Task[None]] = set()
+        self.live_workers = 0
+        self.taken = 0
+        self.next_index = 0
+        self.stopping = False
+        self.exhausted = False
+        self.input_error: BaseException | None = None
+
+    # -- workers --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        messages = self.messages
+        if isinstance(messages, AsyncIterable):
+            self.async_iter = aiter(messages)
+        else:
+            self.sync_iter = iter(messages)
+        self.live_workers = self.concurrency
+        self.workers = [
+            asyncio.create_task(self.work(), name=f"haorui-send_many-{n}")
+            for n in range(self.concurrency)
+        ]
+
+    def halted(self) -> bool:
+        """True once no new message may be started (a method: awaits change the state)."""
+        return self.stopping or self.exhausted
+
+    async def pull(self) -> object:
+        """The next input item; raises StopAsyncIteration at the end."""
+        if self.sync_iter is not None:
+            try:
+                return next(self.sync_iter)
+            except StopIteration:
+                raise StopAsyncIteration from None
+        assert self.async_iter is not None
+        # An async iterator is not safe for concurrent __anext__ calls.
+        async with self.pull_lock:
+            if self.exhausted or self.stopping:
+                raise StopAsyncIteration
+            return await anext(self.async_iter)
+
+    async def work(self) -> None:
+        try:
+            while not self.halted():
+                await self.window.acquire()
+                # Checked again: the run may have stopped while this worker waited.
+                if self.halted():
+                    self.window.release()
+                    return
+                try:
+                    item = await self.pull()
+                except StopAsyncIteration:
+                    self.exhausted = True
+                    self.window.release()
+                    return
+                except Exception as exc:
+                    # The input itself failed: stop starting messages, report it at the end.
+                    if self.input_error is None:
+                        self.input_error = exc
+                    self.stopping = True
+                    self.window.release()
+                    return
+                index = self.taken
+                self.taken += 1
+                if self.halted():
+                    # Taken from the input while the run was stopping: never started.
+                    self.deliver(
+                        self.unsent(index, item, "the run stopped before this message was sent")
+                    )
+                    return
+                await self.send(index, item)
+        finally:
+            self.live_workers -= 1
+            self.wakeup.set()
+
+    async def send(self, index: int, item: object) -> None:
+        if not isinstance(item, SMS):
+            error = InvalidMessage("message", item, "expected an SMS")
+            self.deliver(Outcome(index, None, error=error))
+            return
+        task = asyncio.current_task()
+        assert task is not None
+        self.sending.add(task)
+        try:
+            result = await self.sender.send_message(item)
+        except (SendError, InvalidMessage, SenderClosed) as exc:
+            self.deliver(Outcome(index, item, error=exc))
+        except asyncio.CancelledError:
+            self.deliver(
+                Outcome(
+                    index,
+                    item,
+                    error=OutcomeUnknown(
+                        "cancelled while in flight: the request may have reached the gateway",
+                        message=item,
+                    ),
+                )
+            )
+            raise
+        except Exception as exc:
+            # Not the SDK's own failure, from anywhere in the send: it may have gone out.
+            failure = OutcomeUnknown(f"the send broke off with {type(exc).__name__}", message=item)
+            self.deliver(Outcome(index, item, error=failure))
+        else:
+            self.deliver(Outcome(index, item, result=result))
+        finally:
+            self.sending.discard(task)
+
+    @staticmethod
+    def unsent(index: int, item: object, why: str) -> Outcome:
+        if not isinstance(item, SMS):
+            return Outcome(index, None, error=InvalidMessage("message", item, "expected an SMS"))
+        return Outcome(index, item, error=NotSent(why, message=item, attempts=0))
+
+    def deliver(self, outcome: Outcome) -> None:
+        self.done[outcome.index] = outcome
+        self.wakeup.set()
+
+    # -- the consumer's side --------------------------------------------------------------
+
+    def take(self) -> Outcome | None:
+        done = self.done
+        if not done:
+            return None
+        if self.ordered:
+            outcome = done.pop(self.next_index, None)
+            if outcome is not None:
+                self.next_index += 1
+            return outcome
+        return done.pop(next(iter(done)))
+
+    async def outcomes(self) -> AsyncGenerator[Outcome, None]:
+        grace = self.grace
+        self.start()
+        try:
+            while True:
+                outcome = self.take()
+                if outcome is not None:
+                    self.window.release()
+                    yield outcome
+                    continue
+                if self.live_workers == 0:
+                    break
+                self.wakeup.clear()
+                await self.wakeup.wait()
+        except asyncio.CancelledError:
+            grace = 0.0
+            raise
+        finally:
+            await self.stop(grace)
+        if self.input_error is not None:
+            raise self.input_error
+
+    async def stop(self, grace: float) -> None:
+        """Start nothing new; let sends in flight finish within `grace`, cancel the rest."""
+        self.stopping = True
+        for task in self.workers:
+            if task not in self.sending:
+                task.cancel()
+        try:
+            if grace > 0 and self.sending:
+                await asyncio.wait(set(self.sending), timeout=grace)
+        finally:
+            for task in self.workers:
+                task.cancel()
+            if self.workers:
+                await asyncio.wait(self.workers)
+
+    def unyielded(self) -> tuple[Outcome, ...]:
+        return tuple(sorted(self.done.values(), key=lambda o: o.index))
+
+
+class BulkSend(AsyncIterator[Outcome]):
+    """The outcomes of `send_many()`, as they come; also an async context manager.
+
+    Iterate it with `async for`. Use it in `async with` (or call `aclose()`) to stop early
+    with every started message accounted for in `unyielded`.
+    """
+
+    def __init__(self, run: _Run) -> None:
+        self._run = run
+        self._outcomes = run.outcomes()
+        self._closing_grace: float | None = None
+
+    def __aiter__(self) -> BulkSend:
+        return self
+
+    async def __anext__(self) -> Outcome:
+        return await self._outcomes.__anext__()
+
+    async def aclose(self, grace: float | None = None) -> None:
+        """Stop: start no new message, wait up to `grace` seconds (default: the one given
+        to `send_many`) for sends in flight, cancel the rest (recorded as `OutcomeUnknown`).
+
+        Outcomes not yielded by then are in `unyielded`. Calling it again does nothing.
+        """
+        if grace is not None:
+            self._run.grace = grace
+        await self._outcomes.aclose()
+
+    async def __aenter__(self) -> BulkSend:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        cancelled = exc_type is not None and issubclass(exc_type, asyncio.CancelledError)
+        await self.aclose(0.0 if cancelled else None)
+
+    @property
+    def taken(self) -> int:
+        """How many items were taken from the input; items from this index on were not."""
+        return self._run.taken
+
+    @property
+    def unyielded(self) -> tuple[Outcome, ...]:
+        """Outcomes of items taken from the input but not yielded (after a stop), by index."""
+        return self._run.unyielded()
+
+
+def send_many(
+    sender: AsyncSender,
+    messages: Iterable[SMS] | AsyncIterable[SMS],
+    *,
+    ordered: bool = False,
+    concurrency: int | None = None,
+    window: int | None = None,
+    grace: float = DEFAULT_GRACE,
+) -> BulkSend:
+    """Send every message of `messages` through `sender`, yielding one `Outcome` per item.
+
+    `messages` is read lazily, one item at a time, so it may be a generator of any length.
+    Outcomes come as sends complete, or in input order with `ordered=True`. One failing
+    message never stops the others; an item that is not an `SMS` becomes an "invalid" outcome.
+
+    Args:
+        sender: the `AsyncSender` to send through (its rate limit, retries and 429 pause
+            apply to every message).
+        messages: an iterable or async iterable of `SMS`.
+        ordered: yield outcomes in input order (a slow message then holds back the others,
+            up to `window`).
+        concurrency: sends in flight at most; default: the sender's `max_concurrency`.
+        window: messages started and not yet yielded at most (what memory is bounded by);
+            default: twice `concurrency`. A consumer that does not keep up slows the sends.
+        grace: seconds that sends in flight may take to finish after an early stop.
+
+    Raises:
+        TypeError: `messages` is not an iterable, or is a single `str`, `bytes` or `SMS`.
+        ConfigurationError: `concurrency` or `window` is not an int >= 1, or `grace` < 0.
+
+    Iterating raises whatever the input raised, after every message taken before it has
+    been yielded; and `SenderClosed` at once if the sender is closed.
+    """
+    if isinstance(messages, (str, bytes, SMS)) or not isinstance(
+        messages, (Iterable, AsyncIterable)
+    ):
+        raise TypeError(
+            "messages: expected an iterable or async iterable of SMS, "
+            f"got {type(messages).__name__}"
+        )
+    if sender.closed:
+        raise SenderClosed("this AsyncSender is closed; create a new one")
+    size = _check_positive_int(
+        "concurrency", sender.max_concurrency if concurrency is None else concurrency
+    )
+    limit = _check_positive_int("window", WINDOW_FACTOR * size if window is None else window)
+    if not grace >= 0:
+        raise ConfigurationError(f"grace: expected seconds >= 0, got {grace!r}")
+    run = _Run(
+        sender,
+        messages,
+        ordered=ordered,
+        concurrency=min(size, limit),
+        window=limit,
+        grace=float(grace),
+    )
+    return BulkSend(run)
+
+
+@attrs.frozen
+class BulkReport:
+    """Every outcome of `send_all()`, in input order, with counts per kind.
+
+    Attributes:
+        outcomes: one `Outcome` per input item, in input order.
+        counts: how many outcomes of each kind ("sent", "failed", ...), every kind present.
+    """
+
+    outcomes: tuple[Outcome, ...] = attrs.field(repr=False)
+    counts: dict[str, int]
+
+    @classmethod
+    def from_outcomes(cls, outcomes: Iterable[Outcome]) -> BulkReport:
+        """Build from outcomes in any order."""
+        ordered = tuple(sorted(outcomes, key=lambda o: o.index))
+        counts: dict[str, int] = dict.fromkeys(KINDS, 0)
+        for outcome in ordered:
+            counts[outcome.kind] += 1
+        return cls(ordered, counts)
+
+    @property
+    def all_sent(self) -> bool:
+        """True where every message was accepted."""
+        return self.counts["sent"] == len(self.outcomes)
+
+    @property
+    def unknown(self) -> tuple[Outcome, ...]:
+        """Outcomes that may have been sent without proof: reconcile by `uid` before resending."""
+        return tuple(o for o in self.outcomes if o.kind == "unknown")
+
+    @property
+    def unsent(self) -> tuple[Outcome, ...]:
+        """Outcomes of messages that were provably not accepted (safe to send again)."""
+        return tuple(o for o in self.outcomes if not o.may_have_been_sent)
+
+
+async def send_all(
+    sender: AsyncSender,
+    messages: Iterable[SMS] | AsyncIterable[SMS],
+    *,
+    concurrency: int | None = None,
+) -> BulkReport:
+    """Send every message and gather all outcomes, in input order, with counts per kind.
+
+    Holds every outcome in memory: for millions of messages, iterate `send_many()` instead.
+    Raises as `send_many()` does.
+    """
+    outcomes: list[Outcome] = []
+    async with send_many(sender, messages, concurrency=concurrency) as bulk:
+        async for outcome in bulk:
+            outcomes.append(outcome)
+    return BulkReport.from_outcomes(outcomes)
