@@ -1,3 +1,5 @@
 """Imports every command module, so each registers itself on the `app` group."""
 
 from __future__ import annotations
+
+from . import _bench  # noqa: F401

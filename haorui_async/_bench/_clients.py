@@ -1,0 +1,234 @@
+"""Every client under test, one function each, behind one interface.
+
+A client is an async context manager function `(url, concurrency) -> send`, registered with
+`@client(...)`: it sets the client up as a user would, yields a `send()` coroutine function
+that posts one SendSMS request and checks the gateway accepted it, and tears the client down.
+Adding a client (a new SDK backend, another library) is one more decorated function here.
+
+The libraries are imported inside each function, so a worker process loads only its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Final, Literal
+
+import attrs
+
+from . import _account
+
+__all__ = ["CLIENTS", "BadAnswer", "ClientSpec", "Send", "client", "floor_session"]
+
+Send = Callable[[], Awaitable[None]]
+ClientFactory = Callable[[str, int], contextlib.AbstractAsyncContextManager[Send]]
+Kind = Literal["sdk", "peer", "floor"]
+
+
+class BadAnswer(Exception):
+    """The server answered, but not with an accepted SendSMS (`status` other than "S")."""
+
+
+@attrs.frozen
+class ClientSpec:
+    """One registered client.
+
+    Attributes:
+        name: its key on the command line and in the results (`sdk-httpx`, `aiohttp`, ...).
+        label: how the table and the plot name it.
+        kind: "sdk" (a ratio row is computed for it), "peer", or "floor".
+        factory: the async context manager function `(url, concurrency) -> send`.
+    """
+
+    name: str
+    label: str
+    kind: Kind
+    factory: ClientFactory
+
+
+#: Every client, in the order of the table's columns.
+CLIENTS: Final[dict[str, ClientSpec]] = {}
+
+
+def client(
+    name: str, label: str, kind: Kind = "peer"
+) -> Callable[[Callable[[str, int], AsyncIterator[Send]]], ClientFactory]:
+    """Register an async generator function `(url, concurrency) -> send` as a client."""
+
+    def register(function: Callable[[str, int], AsyncIterator[Send]]) -> ClientFactory:
+        factory = contextlib.asynccontextmanager(function)
+        CLIENTS[name] = ClientSpec(name=name, label=label, kind=kind, factory=factory)
+        return factory
+
+    return register
+
+
+def _check(decoded: Any) -> None:
+    if not isinstance(decoded, dict) or decoded.get("status") != "S":
+        raise BadAnswer(f"not an accepted SendSMS answer: {decoded!r:.200}")
+
+
+# -- the SDK --------------------------------------------------------------------------------
+
+
+@client("sdk-httpx", "haorui-async AsyncSender.send (httpx backend)", kind="sdk")
+async def sdk_httpx(url: str, concurrency: int) -> AsyncIterator[Send]:
+    """The SDK as shipped: `AsyncSender` with its defaults (its own semaphore and pool)."""
+    from .. import AsyncSender
+
+    api_id, password = _account.demo_account()
+    async with AsyncSender(
+        api_id=api_id, api_password=password, sender_id=_account.SENDER_ID, base_url=url
+    ) as sender:
+
+        async def send() -> None:
+            await sender.send(_account.PHONENUMBER, _account.TEXTMESSAGE)
+
+        yield send
+
+
+# -- hand-written peers ---------------------------------------------------------------------
+
+
+@client("httpx-default", "httpx AsyncClient.post (defaults)")
+async def httpx_default(url: str, concurrency: int) -> AsyncIterator[Send]:
+    """`httpx.AsyncClient().post(json=...)`, every httpx default kept."""
+    import httpx
+
+    endpoint = url + _account.SEND_SMS_PATH
+    body = _account.payload()
+    async with httpx.AsyncClient() as http:
+
+        async def send() -> None:
+            response = await http.post(endpoint, json=body)
+            response.raise_for_status()
+            _check(response.json())
+
+        yield send
+
+
+@client("httpx-pooled", "httpx AsyncClient.post (pool sized to C)")
+async def httpx_pooled(url: str, concurrency: int) -> AsyncIterator[Send]:
+    """`httpx.AsyncClient` with `max_connections` and keep-alive sized to the concurrency."""
+    import httpx
+
+    endpoint = url + _account.SEND_SMS_PATH
+    body = _account.payload()
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits) as http:
+
+        async def send() -> None:
+            response = await http.post(endpoint, json=body)
+            response.raise_for_status()
+            _check(response.json())
+
+        yield send
+
+
+@client("aiohttp", "aiohttp ClientSession.post")
+async def aiohttp_session(url: str, concurrency: int) -> AsyncIterator[Send]:
+    """`aiohttp.ClientSession().post(json=...)`, every aiohttp default kept."""
+    import aiohttp
+
+    endpoint = url + _account.SEND_SMS_PATH
+    body = _account.payload()
+    async with aiohttp.ClientSession() as session:
+
+        async def send() -> None:
+            async with session.post(endpoint, json=body) as response:
+                response.raise_for_status()
+                _check(await response.json())
+
+        yield send
+
+
+# -- the floor ------------------------------------------------------------------------------
+
+
+class _Connection:
+    """One keep-alive HTTP/1.1 connection on asyncio streams."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    async def exchange(self, request: bytes) -> tuple[int, bytes]:
+        """Write `request`, read the answer: `(status, body)`; the connection stays open."""
+        self.writer.write(request)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status_line, _, header_block = head.partition(b"\r\n")
+        status = int(status_line.split(b" ", 2)[1])
+        length = -1
+        chunked = False
+        for line in header_block.split(b"\r\n"):
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"transfer-encoding" and b"chunked" in value.lower():
+                chunked = True
+        if chunked:
+            return status, await self._read_chunked()
+        if length < 0:
+            raise BadAnswer("the answer has neither Content-Length nor chunked encoding")
+        return status, await self.reader.readexactly(length)
+
+    async def _read_chunked(self) -> bytes:
+        parts: list[bytes] = []
+        while True:
+            size = int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16)
+            if size == 0:
+                await self.reader.readuntil(b"\r\n")
+                return b"".join(parts)
+            parts.append(await self.reader.readexactly(size))
+            await self.reader.readexactly(2)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+@contextlib.asynccontextmanager
+async def floor_session(url: str) -> AsyncIterator[Send]:
+    """The minimal client: a LIFO of idle keep-alive connections, one prebuilt request.
+
+    No pool limit, no timeouts, no retries: the least Python can do to post SendSMS, and so
+    the floor every other client is compared with.
+    """
+    host_port = url.split("://", 1)[1].rstrip("/")
+    host, _, port = host_port.rpartition(":")
+    body = _account.payload_bytes()
+    request = (
+        f"POST {_account.SEND_SMS_PATH} HTTP/1.1\r\nHost: {host_port}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode("ascii") + body
+    idle: list[_Connection] = []
+    opened: list[_Connection] = []
+
+    async def send() -> None:
+        if idle:
+            connection = idle.pop()
+        else:
+            connection = _Connection(*await asyncio.open_connection(host, int(port)))
+            opened.append(connection)
+        status, answer = await connection.exchange(request)
+        # Only a connection whose answer was read whole is reused; a broken one is left
+        # to the teardown, which closes every connection ever opened.
+        idle.append(connection)
+        if status != 200:
+            raise BadAnswer(f"HTTP {status}")
+        _check(json.loads(answer))
+
+    try:
+        yield send
+    finally:
+        for connection in opened:
+            connection.close()
+
+
+@client("floor", "asyncio streams, minimal keep-alive (the floor)", kind="floor")
+async def floor(url: str, concurrency: int) -> AsyncIterator[Send]:
+    """The minimal keep-alive HTTP/1.1 client on asyncio streams."""
+    async with floor_session(url) as send:
+        yield send

@@ -1,0 +1,130 @@
+"""The SDK's own cost per send, without sockets: `httpx.MockTransport` answers at once.
+
+`sender.send` is set against `client.post` on the same transport (what a hand-written client
+pays for httpx alone), and the steps of the hot path are timed one by one: validation
+(building an `SMS`), encoding detection, request building and response parsing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from typing import Final
+
+import httpx
+
+from .. import SMS, AsyncSender, detect_encoding
+from .._protocol import build_params, encode_json, read_response
+from .._secrets import Secret
+from . import _account
+
+__all__ = ["MICRO_STEPS", "run_micro"]
+
+_ANSWER: Final = (
+    b'{"message_id":26471304,"status":"S","remarks":"Message Submitted Sucessfully","uid":null}'
+)
+_HEADERS: Final = {"content-type": "application/json"}
+
+#: What each timed step is, in the order the report shows them.
+MICRO_STEPS: Final = {
+    "sender.send": "AsyncSender.send, whole (MockTransport)",
+    "client.post": "httpx AsyncClient.post + .json() on the same transport",
+    "validation": "building an SMS (validation, uid)",
+    "encoding": "detect_encoding of the text",
+    "request": "build_params + encode_json + httpx.Request",
+    "response": "_protocol.read_response of the answer",
+}
+
+
+def _answer(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(200, headers=_HEADERS, content=_ANSWER)
+
+
+def _per_call_sync(function: Callable[[], object], number: int, repeat: int) -> float:
+    """The median over `repeat` runs of the seconds per call of `number` calls."""
+    runs = []
+    for _ in range(repeat):
+        begin = time.perf_counter()
+        for _ in range(number):
+            function()
+        runs.append((time.perf_counter() - begin) / number)
+    return statistics.median(runs)
+
+
+async def _per_call_async(
+    function: Callable[[], Awaitable[object]], number: int, repeat: int
+) -> float:
+    runs = []
+    for _ in range(repeat):
+        begin = time.perf_counter()
+        for _ in range(number):
+            await function()
+        runs.append((time.perf_counter() - begin) / number)
+    return statistics.median(runs)
+
+
+async def _time_sends(number: int, repeat: int) -> dict[str, float]:
+    api_id, password = _account.demo_account()
+    phone, text = _account.PHONENUMBER, _account.TEXTMESSAGE
+    endpoint = "http://127.0.0.1:9" + _account.SEND_SMS_PATH
+    body = _account.payload()
+    async with (
+        AsyncSender(
+            api_id=api_id,
+            api_password=password,
+            sender_id=_account.SENDER_ID,
+            base_url="http://127.0.0.1:9",
+            transport=httpx.MockTransport(_answer),
+        ) as sender,
+        httpx.AsyncClient(transport=httpx.MockTransport(_answer)) as client,
+    ):
+
+        async def post() -> object:
+            response = await client.post(endpoint, json=body)
+            return response.json()
+
+        async def send() -> object:
+            return await sender.send(phone, text)
+
+        # One warm-up pass each, so first-call costs (imports, caches) are not timed.
+        await _per_call_async(send, number, 1)
+        await _per_call_async(post, number, 1)
+        return {
+            "sender.send": await _per_call_async(send, number, repeat),
+            "client.post": await _per_call_async(post, number, repeat),
+        }
+
+
+def run_micro(number: int = 2000, repeat: int = 5) -> dict[str, float]:
+    """Microseconds per call of each step of `MICRO_STEPS`: the median of `repeat` runs."""
+    seconds = asyncio.run(_time_sends(number, repeat))
+    api_id, password = _account.demo_account()
+    secret = Secret(password)
+    phone, text = _account.PHONENUMBER, _account.TEXTMESSAGE
+    sms = SMS(phone, text)
+    url = httpx.URL("http://127.0.0.1:9" + _account.SEND_SMS_PATH)
+    headers = [("Content-Type", "application/json")]
+
+    def build_request() -> httpx.Request:
+        params = build_params(
+            sms,
+            api_id=api_id,
+            api_password=secret,
+            sms_type="T",
+            encoding="auto",
+            sender_id=_account.SENDER_ID,
+        )
+        return httpx.Request("POST", url, headers=headers, content=encode_json(params))
+
+    steps: dict[str, Callable[[], object]] = {
+        "validation": lambda: SMS(phone, text),
+        "encoding": lambda: detect_encoding(text),
+        "request": build_request,
+        "response": lambda: read_response(200, _HEADERS, _ANSWER, sms),
+    }
+    for name, step in steps.items():
+        _per_call_sync(step, number, 1)
+        seconds[name] = _per_call_sync(step, number, repeat)
+    return {name: seconds[name] * 1e6 for name in MICRO_STEPS}

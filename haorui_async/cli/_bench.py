@@ -1,0 +1,109 @@
+"""`haorui-async bench`: the throughput benchmark against its peers, in one run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ._app import app
+
+
+def _default_out() -> Path:
+    """`benchmarks/results` inside a checkout of the project, else `./haorui-bench-results`."""
+    checkout = Path("benchmarks")
+    return checkout / "results" if checkout.is_dir() else Path("haorui-bench-results")
+
+
+@app.command("bench")
+@click.option("--full", is_flag=True, help="Longer measurements and more rounds (minutes more).")
+@click.option(
+    "-c",
+    "--concurrency",
+    "concurrencies",
+    type=click.IntRange(min=1),
+    multiple=True,
+    help="Sends in flight; repeat for several. Default: 1, 10, 100, 1000.",
+)
+@click.option(
+    "--client",
+    "clients",
+    multiple=True,
+    help="A client to run; repeat for several. Default: every client (see --list).",
+)
+@click.option(
+    "--part",
+    "parts",
+    type=click.Choice(["load", "micro", "bulk"]),
+    multiple=True,
+    help="What to run; repeat for several. Default: all three.",
+)
+@click.option("--rounds", type=click.IntRange(min=1), default=None, help="Rounds of every client.")
+@click.option(
+    "--seconds",
+    type=click.FloatRange(min=0.05),
+    default=None,
+    help="Time bound of one measurement, in seconds.",
+)
+@click.option(
+    "--count", type=click.IntRange(min=1), default=None, help="Message bound of one measurement."
+)
+@click.option("--no-wrk", is_flag=True, help="Do not measure the server's ceiling with wrk.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where to write throughput.json/.md/.png (default: benchmarks/results in a checkout).",
+)
+@click.option("--list", "list_clients", is_flag=True, help="List the clients and exit.")
+def bench(
+    full: bool,
+    concurrencies: tuple[int, ...],
+    clients: tuple[str, ...],
+    parts: tuple[str, ...],
+    rounds: int | None,
+    seconds: float | None,
+    count: int | None,
+    no_wrk: bool,
+    out: Path | None,
+    list_clients: bool,
+) -> None:
+    """Measure SendSMS throughput of the SDK and of hand-written clients, in one run.
+
+    The emulator runs in its own process on 127.0.0.1; each client runs in a fresh process per
+    round and concurrency. Writes a JSON of raw results, a markdown table with ratios and a
+    plot. Needs the `bench` dependency group (aiohttp, matplotlib, uvicorn, uvloop, httptools).
+    """
+    import attrs
+
+    from .._bench import _runner
+    from .._bench._clients import CLIENTS
+
+    if list_clients:
+        for spec in CLIENTS.values():
+            click.echo(f"{spec.name:<16} {spec.label}")
+        return
+    unknown = sorted(set(clients) - set(CLIENTS))
+    if unknown:
+        raise click.BadParameter(
+            f"unknown: {', '.join(unknown)} (known: {', '.join(CLIENTS)})", param_hint="--client"
+        )
+    sizes = _runner.FULL_SIZES if full else _runner.DEFAULT_SIZES
+    overrides = {"rounds": rounds, "seconds": seconds, "count": count}
+    sizes = attrs.evolve(sizes, **{k: v for k, v in overrides.items() if v is not None})
+    out_dir = out if out is not None else _default_out()
+    results = _runner.run_benchmark(
+        out_dir,
+        sizes=sizes,
+        clients=clients or tuple(CLIENTS),
+        concurrencies=concurrencies or _runner.DEFAULT_CONCURRENCY,
+        parts=parts or _runner.PARTS,
+        use_wrk=not no_wrk,
+        progress=click.echo,
+    )
+    click.echo("")
+    click.echo((out_dir / _runner.MARKDOWN_NAME).read_text(encoding="utf-8"))
+    written = [_runner.JSON_NAME, _runner.MARKDOWN_NAME]
+    if results["summary_objects"]:
+        written.append(_runner.PLOT_NAME)
+    click.echo("Written: " + ", ".join(str(out_dir / name) for name in written))
