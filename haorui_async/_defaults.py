@@ -44,6 +44,11 @@ DEFAULT_DEADLINE: Final = 60.0
 #: connection is never closed only to be opened again at the next message.
 DEFAULT_MAX_CONCURRENCY: Final = 100
 
+#: Connections per shard of the default backend. httpcore walks every connection of a pool on
+#: each request, so small pools keep that walk short; measured best between 2 and 8 (the
+#: benchmark suite in benchmarks/ shows the figures).
+DEFAULT_SHARD_SIZE: Final = 4
+
 # Retries (only of failures that prove the message was never accepted).
 #: Total attempts, the first included.
 DEFAULT_ATTEMPTS: Final = 4

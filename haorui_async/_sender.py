@@ -13,6 +13,7 @@ import asyncio
 import enum
 import logging
 import os
+import sys
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Final, Literal
@@ -30,6 +31,7 @@ from ._exceptions import (
     SubmissionFailed,
 )
 from ._message import SMS
+from ._pool import ShardedTransport
 from ._protocol import SendResult, build_params, encode_json, encode_query, read_response
 from ._retry import RetryPolicy, retrying
 from ._secrets import Secret, install_httpx_log_filter, scrub
@@ -46,6 +48,19 @@ logger = logging.getLogger(defaults.LOGGER_NAME)
 _NEVER_SENT: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError)
 #: Requests that cannot be sent as they stand: retrying changes nothing.
 _UNSENDABLE: Final = (httpx.UnsupportedProtocol, httpx.LocalProtocolError, httpx.InvalidURL)
+
+
+if sys.version_info >= (3, 11):
+
+    async def _wait_acquire(semaphore: asyncio.Semaphore, seconds: float) -> None:
+        # asyncio.timeout is a timer handle; wait_for would start a task per waiting send.
+        async with asyncio.timeout(seconds):
+            await semaphore.acquire()
+
+else:  # pragma: no cover - Python 3.10
+
+    async def _wait_acquire(semaphore: asyncio.Semaphore, seconds: float) -> None:
+        await asyncio.wait_for(semaphore.acquire(), seconds)
 
 
 def _is_int(value: object) -> bool:
@@ -189,13 +204,9 @@ class AsyncSender:
             self._handle: Callable[[httpx.Request], Awaitable[httpx.Response]] = client.send
         else:
             if transport is None:
-                limits = httpx.Limits(
-                    max_connections=max_concurrency,
-                    max_keepalive_connections=max_concurrency,
-                    keepalive_expiry=defaults.DEFAULT_KEEPALIVE_EXPIRY,
-                )
-                # verify=True: TLS certificates are always checked.
-                transport = httpx.AsyncHTTPTransport(limits=limits, verify=True)
+                # As many connections as requests in flight, all kept alive, split into small
+                # pools; TLS certificates are always verified.
+                transport = ShardedTransport(max_concurrency)
             self._client = httpx.AsyncClient(transport=transport, timeout=self.timeout)
             # The lean path: the client's own layer (auth, redirects, cookies, event hooks,
             # its request log with the URL) does nothing for a SendSMS call, so the request
@@ -409,7 +420,7 @@ class AsyncSender:
         semaphore = self._semaphore
         if semaphore.locked():
             try:
-                await asyncio.wait_for(semaphore.acquire(), remaining)
+                await _wait_acquire(semaphore, remaining)
             except asyncio.TimeoutError:
                 raise NotSent(
                     f"no free slot among {self.max_concurrency} before the deadline",
