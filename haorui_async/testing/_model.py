@@ -68,6 +68,9 @@ _PHONENUMBER: Final = re.compile(r"[1-9]\d{6,14}")
 _SENDER_ID: Final = re.compile(r"[A-Za-z0-9]{1,11}|\d{1,15}")
 _JSON_HEADERS: Final = ((b"content-type", b"application/json"),)
 _REMARKS_OK: Final = "Message Submitted Sucessfully"
+_ACCEPTED_TEMPLATE: Final = (
+    '{"message_id":%d,"status":"S","remarks":"' + _REMARKS_OK + '","uid":%s}'
+)
 
 
 @attrs.frozen
@@ -142,7 +145,9 @@ class _Refused(Exception):
     """A request the gateway answers with `status: "F"`; the text is its remarks."""
 
 
-@attrs.define(eq=False)
+# Plain attribute assignment: the counters change on every request, and attrs' validating
+# __setattr__ would double the cost of each.
+@attrs.define(eq=False, on_setattr=attrs.setters.NO_OP)
 class GatewayModel:
     """The HAORUI SendSMS endpoint as plain code: validates, accepts, counts.
 
@@ -247,7 +252,7 @@ class GatewayModel:
         """
         if isinstance(query, bytes):
             query = query.decode("latin-1")
-        params: dict[str, object] = dict(parse_qsl(query, keep_blank_values=True))
+        params: dict[str, object] = dict(parse_qsl(query, keep_blank_values=True)) if query else {}
         if method != "POST" or not body:
             return params
         if content_type.startswith("application/x-www-form-urlencoded"):
@@ -278,19 +283,9 @@ class GatewayModel:
             return _json_reply(
                 {"message_id": None, "status": "F", "remarks": str(refused), "uid": uid}
             )
-        return Reply(
-            200,
-            json.dumps(
-                {
-                    "message_id": message.message_id,
-                    "status": "S",
-                    "remarks": _REMARKS_OK,
-                    "uid": uid,
-                },
-                separators=(",", ":"),
-            ).encode(),
-            accepted=message,
-        )
+        # The hot path of every benchmark: one format instead of a json.dumps of a dict.
+        body = _ACCEPTED_TEMPLATE % (message.message_id, json.dumps(uid) if uid else "null")
+        return Reply(200, body.encode(), accepted=message)
 
     def _accept(self, params: Mapping[str, object], uid: str | None, method: str) -> Message:
         values: dict[str, str] = {}

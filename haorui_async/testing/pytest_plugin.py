@@ -17,6 +17,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+try:
+    # Works in pytest-asyncio's strict mode too, not only in its auto mode.
+    from pytest_asyncio import fixture as async_fixture
+except ImportError:  # pragma: no cover - depends on the install
+    async_fixture = pytest.fixture  # type: ignore[assignment]  # the same decorator protocol
+
 from ._fake import FakeGateway
 from ._server import Emulator, serve
 
@@ -35,7 +41,7 @@ def fake_gateway() -> FakeGateway:
     return FakeGateway()
 
 
-@pytest.fixture
+@async_fixture
 async def emulator(request: pytest.FixtureRequest) -> AsyncIterator[Emulator]:
     """The loopback emulator, started for this test and stopped after it."""
     marker = request.node.get_closest_marker("emulator_config")
