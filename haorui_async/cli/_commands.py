@@ -2,4 +2,9 @@
 
 from __future__ import annotations
 
-from . import _bench  # noqa: F401
+from . import (
+    _bench,  # noqa: F401
+    _demo,  # noqa: F401
+    _emulator,  # noqa: F401
+    _send,  # noqa: F401
+)

@@ -1,0 +1,113 @@
+"""`haorui-async send PHONENUMBER TEXT`: send one SMS; the exit code tells its outcome."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import click
+
+from .._exceptions import HaoruiError, SendError, SubmissionFailed
+from .._protocol import SendResult
+from .._sender import AsyncSender
+from ._app import app
+from ._common import credentials, credentials_option, exit_code_for
+
+#: Read when --sender-id is not given, like the credentials.
+ENV_SENDER_ID = "HAORUI_SENDER_ID"
+
+
+async def _send_one(
+    creds: dict[str, str | None],
+    method: str,
+    phonenumber: str,
+    text: str,
+    fields: dict[str, str | None],
+) -> SendResult:
+    async with AsyncSender(
+        api_id=creds["api_id"],
+        api_password=creds["api_password"],
+        base_url=creds["base_url"],
+        method="GET" if method == "GET" else "POST",
+    ) as sender:
+        return await sender.send(phonenumber, text, **fields)
+
+
+def _describe(error: HaoruiError) -> str:
+    if isinstance(error, SubmissionFailed):
+        return f"failed: the gateway refused the message: {error.remarks or 'no remarks'}"
+    if isinstance(error, SendError):
+        advice = (
+            " It may have been sent: check by its uid before sending it again."
+            if error.may_have_been_sent
+            else ""
+        )
+        return f"{type(error).__name__}: {error}.{advice}"
+    return f"error: {error}"
+
+
+@app.command("send")
+@click.argument("phonenumber")
+@click.argument("text")
+@click.option(
+    "--sender-id", envvar=ENV_SENDER_ID, help=f"Registered sender id (default: ${ENV_SENDER_ID})."
+)
+@click.option(
+    "--sms-type",
+    type=click.Choice(["T", "P"], case_sensitive=False),
+    default=None,
+    help="T transactional (default), P promotional.",
+)
+@click.option(
+    "--encoding",
+    type=click.Choice(["auto", "T", "U"], case_sensitive=False),
+    default=None,
+    help="auto (default): GSM text where it fits, else Unicode.",
+)
+@click.option("--uid", default=None, help="Your id for the message (default: a random one).")
+@click.option("--callback-url", default=None, help="Where the delivery report is pushed.")
+@click.option(
+    "--method",
+    type=click.Choice(["POST", "GET"], case_sensitive=False),
+    default="POST",
+    show_default=True,
+    help="GET puts the password in the URL: prefer POST.",
+)
+@credentials_option
+def send(
+    phonenumber: str,
+    text: str,
+    sender_id: str | None,
+    sms_type: str | None,
+    encoding: str | None,
+    uid: str | None,
+    callback_url: str | None,
+    method: str,
+    credentials_file: Path | None,
+) -> None:
+    """Send one SMS to PHONENUMBER (country code and number) and print the gateway's answer.
+
+    Credentials come from the environment (HAORUI_API_ID, HAORUI_API_PASSWORD,
+    HAORUI_BASE_URL) or from --credentials-file, never from the command line.
+
+    Exit codes: 0 sent; 1 not sent (refused, or provably not accepted); 2 bad input or
+    configuration, nothing sent; 3 outcome unknown, it may have been sent.
+    """
+    creds = credentials(credentials_file)
+    fields = {
+        "sender_id": sender_id,
+        "sms_type": sms_type,
+        "encoding": encoding,
+        "uid": uid,
+        "callback_url": callback_url,
+    }
+    try:
+        result = asyncio.run(_send_one(creds, method.upper(), phonenumber, text, fields))
+    except HaoruiError as error:
+        click.echo(_describe(error), err=True)
+        raise SystemExit(exit_code_for(error)) from None
+    click.echo(
+        f"sent: message_id={result.message_id} uid={result.uid or result.message.uid} "
+        f"attempts={result.attempts}"
+    )
+    raise SystemExit(exit_code_for(None))
