@@ -15,34 +15,10 @@ from haorui_async._delivery import DeliveryReport, DeliveryState
 from haorui_async._receiver import DeliveryReportReceiver
 
 from ._server import serving
+from .conftest import Collector
 
 REPORT = {"uid": "tv-719b8afb-test", "message_id": "22281907", "DLRStatus": "Delivered"}
 PHONE = "56934449937"
-
-
-class Collector:
-    """An async callback that records the reports it is given."""
-
-    def __init__(self) -> None:
-        self.reports: list[DeliveryReport] = []
-        self.arrived = asyncio.Event()
-
-    async def __call__(self, report: DeliveryReport) -> None:
-        self.reports.append(report)
-        self.arrived.set()
-
-    async def wait_for(self, count: int, timeout: float = 10.0) -> None:
-        async def enough() -> None:
-            while len(self.reports) < count:
-                self.arrived.clear()
-                await self.arrived.wait()
-
-        await asyncio.wait_for(enough(), timeout)
-
-
-@pytest.fixture
-def collector() -> Collector:
-    return Collector()
 
 
 @pytest.fixture
