@@ -80,36 +80,37 @@ def generated_uid(fingerprint: str, row: int) -> str:
     return f"{fingerprint[:16]}-{row}"
 
 
-def read_rows(path: Path) -> tuple[list[str], Generator[Row, None, None]]:
-    """The header's column names (lower case) and the records, read lazily; blank lines skipped.
+def read_header(path: Path) -> list[str]:
+    """The header's column names, in lower case.
 
     Raises click.ClickException when the header lacks a required column.
     """
-    file = path.open(newline="", encoding="utf-8-sig")
-    reader = csv.reader(file)
-    try:
-        header = [name.strip().lower() for name in next(reader)]
-    except StopIteration:
-        header = []
+    with path.open(newline="", encoding="utf-8-sig") as file:
+        header = [name.strip().lower() for name in next(csv.reader(file), [])]
     missing = [name for name in REQUIRED_COLUMNS if name not in header]
     if missing:
-        file.close()
         raise click.ClickException(
             f"{path}: the header lacks the column(s) {', '.join(missing)}; "
             f"expected {', '.join(REQUIRED_COLUMNS)} and optionally {', '.join(OPTIONAL_COLUMNS)}"
         )
+    return header
 
-    def records() -> Generator[Row, None, None]:
-        with file:
-            number = 0
+
+def read_rows(path: Path) -> Generator[Row, None, None]:
+    """The records after the header, read lazily; blank lines skipped.
+
+    The file is opened at the first `next()` and closed at the end or by `close()`.
+    """
+    with path.open(newline="", encoding="utf-8-sig") as file:
+        reader = csv.reader(file)
+        next(reader, None)
+        number = 0
+        line = reader.line_num + 1
+        for fields in reader:
+            if fields:
+                number += 1
+                yield Row(number, line, fields)
             line = reader.line_num + 1
-            for fields in reader:
-                if fields:
-                    number += 1
-                    yield Row(number, line, fields)
-                line = reader.line_num + 1
-
-    return header, records()
 
 
 def build_message(
@@ -328,8 +329,7 @@ class BulkJob:
 
 def count_rows(path: Path) -> int:
     """How many records the file holds (for the progress bar's total)."""
-    _, rows = read_rows(path)
-    return sum(1 for _ in rows)
+    return sum(1 for _ in read_rows(path))
 
 
 @app.command("bulk")
@@ -426,14 +426,14 @@ def bulk(
         console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
         raise SystemExit(EXIT_BAD_INPUT) from None
 
-    header, rows = read_rows(recipients)
+    header = read_header(recipients)
+    rows = read_rows(recipients)
     digest = fingerprint(recipients)
     total = count_rows(recipients)
     journal_file = journal_path or out.with_name(out.name + ".journal")
     try:
         journal = Journal(journal_file, fingerprint=digest)
     except ConfigurationError as exc:
-        rows.close()
         console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
         raise SystemExit(EXIT_BAD_INPUT) from None
     code = _run_job(
@@ -501,7 +501,9 @@ def _run_job(
             default_sender_id=sender_id,
             progress=progress,
             task=task,
-            warn=lambda text: progress.console.print(text, markup=False, highlight=False),
+            warn=lambda text: progress.console.print(
+                text, markup=False, highlight=False, soft_wrap=True
+            ),
         )
         last, to_send = job.replay_journal()
         earlier = sum(job.counts.values())

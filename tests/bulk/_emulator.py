@@ -1,0 +1,68 @@
+"""The loopback emulator in a subprocess, and what the bulk tests ask it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from haorui_async.testing import DEMO_API_ID, DEMO_API_PASSWORD
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def env_for(base_url: str) -> dict[str, str]:
+    """The environment of a bulk command sending to `base_url` with the demo account."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HAORUI_")}
+    env.update(
+        HAORUI_API_ID=DEMO_API_ID,
+        HAORUI_API_PASSWORD=DEMO_API_PASSWORD,
+        HAORUI_BASE_URL=base_url,
+        PYTHONPATH=str(REPO),
+    )
+    return env
+
+
+@contextmanager
+def emulator_process(*options: str) -> Iterator[str]:
+    """Run `python -m haorui_async.testing` on a free loopback port; yield its base URL."""
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "haorui_async.testing",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--record",
+            "messages",
+            *options,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env_for(""),
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.startswith("listening on "), line
+        yield line.split()[-1]
+    finally:
+        process.terminate()
+        process.wait(10)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def accepted_uids(base_url: str) -> Counter[str]:
+    """How many times the emulator accepted each uid."""
+    page = httpx.get(f"{base_url}/_emulator/messages", timeout=10).json()
+    return Counter(m["uid"] for m in page["messages"])
