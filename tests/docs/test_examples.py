@@ -146,9 +146,12 @@ def test_example_runs(example: Example, emulator_url: str, tmp_path: Path) -> No
 def test_examples_run_with_sockets_limited_to_loopback(tmp_path: Path) -> None:
     from ._run_example import is_loopback
 
-    assert is_loopback(("127.0.0.1", 80)) and is_loopback(("::1", 80, 0, 0))
-    assert is_loopback(("localhost", 80)) and is_loopback("/tmp/socket")
-    assert not is_loopback(("192.0.2.1", 80)) and not is_loopback(("api.haorui.com", 443))
+    assert is_loopback(("127.0.0.1", 80))
+    assert is_loopback(("::1", 80, 0, 0))
+    assert is_loopback(("localhost", 80))
+    assert is_loopback("/tmp/socket")
+    assert not is_loopback(("192.0.2.1", 80))
+    assert not is_loopback(("api.haorui.com", 443))
     script = tmp_path / "probe.py"
     script.write_text("import socket\nprint(socket.socket.connect.__name__)\n")
     done = subprocess.run(
