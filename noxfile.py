@@ -45,3 +45,15 @@ def demo(session: nox.Session) -> None:
     """Start the built-in emulator on loopback, send one SMS, then fan out 10,000 sends."""
     session.install("-e", ".[cli]")
     session.run("haorui-async", "demo", *session.posargs)
+
+
+@nox.session(default=False)
+def bench(session: nox.Session) -> None:
+    """Throughput of the SDK against raw httpx, aiohttp and an asyncio floor, in one run.
+
+    Writes benchmarks/results/throughput.{json,md,png}; `nox -s bench -- --full` runs longer.
+    """
+    session.install(
+        "-e", ".[cli,emulator,fast]", *nox.project.dependency_groups(PYPROJECT, "bench")
+    )
+    session.run("python", "benchmarks/run.py", *session.posargs)

@@ -7,8 +7,8 @@ Read in this order:
 2. `_load`: the load loop, `C` sends in flight, bounded in count and time, and its statistics.
 3. `_worker`: the child process that runs one client at one concurrency (a fresh interpreter
    per client and round, so one client's state never affects another's).
-4. `_server`: the gateway under load, in its own process on 127.0.0.1 (the emulator, or the
-   stand-in `_standin` until the emulator exists), and its own ceiling measured with `wrk`.
+4. `_server`: the gateway under load, the package's emulator in its own process on 127.0.0.1,
+   and its own ceiling measured with `wrk`.
 5. `_micro`: the SDK's overhead per send on `httpx.MockTransport`, and the cost of each step.
 6. `_bulk`: the slot for the `send_many` memory benchmark.
 7. `_report`: medians, ratios, the JSON, the markdown table and the plot.

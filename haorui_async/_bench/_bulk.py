@@ -42,7 +42,7 @@ async def _send_many(sender: AsyncSender, count: int) -> None:
 
 
 async def _peak(run: BulkRun, count: int) -> dict[str, Any]:
-    api_id, password = _account.demo_account()
+    api_id, password = _account.API_ID, _account.API_PASSWORD
     async with AsyncSender(
         api_id=api_id,
         api_password=password,

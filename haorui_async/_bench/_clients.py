@@ -78,7 +78,7 @@ async def sdk_httpx(url: str, concurrency: int) -> AsyncIterator[Send]:
     """The SDK as shipped: `AsyncSender` with its defaults (its own semaphore and pool)."""
     from .. import AsyncSender
 
-    api_id, password = _account.demo_account()
+    api_id, password = _account.API_ID, _account.API_PASSWORD
     async with AsyncSender(
         api_id=api_id, api_password=password, sender_id=_account.SENDER_ID, base_url=url
     ) as sender:
@@ -185,9 +185,6 @@ class _Connection:
             parts.append(await self.reader.readexactly(size))
             await self.reader.readexactly(2)
 
-    def close(self) -> None:
-        self.writer.close()
-
 
 @contextlib.asynccontextmanager
 async def floor_session(url: str) -> AsyncIterator[Send]:
@@ -224,7 +221,10 @@ async def floor_session(url: str) -> AsyncIterator[Send]:
         yield send
     finally:
         for connection in opened:
-            connection.close()
+            connection.writer.close()
+        # Wait for the sockets to close while the loop still runs (no unclosed-transport
+        # warnings); a connection the server already dropped may raise here.
+        await asyncio.gather(*(c.writer.wait_closed() for c in opened), return_exceptions=True)
 
 
 @client("floor", "asyncio streams, minimal keep-alive (the floor)", kind="floor")

@@ -66,7 +66,7 @@ async def _per_call_async(
 
 
 async def _time_sends(number: int, repeat: int) -> dict[str, float]:
-    api_id, password = _account.demo_account()
+    api_id, password = _account.API_ID, _account.API_PASSWORD
     phone, text = _account.PHONENUMBER, _account.TEXTMESSAGE
     endpoint = "http://127.0.0.1:9" + _account.SEND_SMS_PATH
     body = _account.payload()
@@ -100,7 +100,7 @@ async def _time_sends(number: int, repeat: int) -> dict[str, float]:
 def run_micro(number: int = 2000, repeat: int = 5) -> dict[str, float]:
     """Microseconds per call of each step of `MICRO_STEPS`: the median of `repeat` runs."""
     seconds = asyncio.run(_time_sends(number, repeat))
-    api_id, password = _account.demo_account()
+    api_id, password = _account.API_ID, _account.API_PASSWORD
     secret = Secret(password)
     phone, text = _account.PHONENUMBER, _account.TEXTMESSAGE
     sms = SMS(phone, text)

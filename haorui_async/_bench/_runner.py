@@ -93,7 +93,7 @@ def _run_worker(client: str, url: str, concurrency: int, sizes: Sizes) -> dict[s
             check=False,
             env=_server.child_env(),
         )
-    except subprocess.TimeoutExpired:
+    except subprocess.TimeoutExpired:  # pragma: no cover - a hung worker
         return {"client": client, "crash": f"the worker ran past {limit:.0f} s and was killed"}
     lines = done.stdout.strip().splitlines()
     try:

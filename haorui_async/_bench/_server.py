@@ -1,7 +1,7 @@
 """The gateway under load, in its own process on 127.0.0.1, and its own ceiling.
 
-The server is the package's emulator (`python -m haorui_async.testing`) when it is installed,
-else the stand-in `_standin`; both print `listening on http://HOST:PORT` when ready and stop
+The server is the package's emulator (`python -m haorui_async.testing`: uvicorn, with uvloop
+and httptools when installed); it prints `listening on http://HOST:PORT` when ready and stops
 on SIGTERM. Its ceiling is measured with `wrk`, a load generator in C, so a reader sees
 whether the server, not the client, limited a figure.
 """
@@ -9,7 +9,6 @@ whether the server, not the client, limited a figure.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 import re
 import shutil
@@ -55,15 +54,9 @@ def child_env() -> dict[str, str]:
 
 
 def server_command(host: str = LOOPBACK) -> tuple[list[str], str]:
-    """The command that starts the server, and its name: the emulator, else the stand-in."""
-    if importlib.util.find_spec("haorui_async.testing") is not None and (
-        importlib.util.find_spec("haorui_async.testing.__main__") is not None
-    ):
-        module, name = "haorui_async.testing", "emulator (python -m haorui_async.testing)"
-    else:
-        module = "haorui_async._bench._standin"
-        name = "stand-in (raw ASGI on uvicorn, uvloop + httptools)"
-    return [sys.executable, "-m", module, "--host", host, "--port", "0"], name
+    """The command that starts the emulator on `host`, any free port, and its name."""
+    command = [sys.executable, "-m", "haorui_async.testing", "--host", host, "--port", "0"]
+    return command, "emulator (python -m haorui_async.testing)"
 
 
 @attrs.define(eq=False)
@@ -110,6 +103,7 @@ def start_server(command: Sequence[str] | None = None, name: str = "") -> Iterat
     if match is None:
         process.kill()
         process.wait()
+        stdout.close()
         raise RuntimeError(f"the server {list(command)} did not report `listening on ...`")
     server = ServerProcess(process=process, url=match.group(1).rstrip("/"), name=name)
     try:
@@ -169,7 +163,7 @@ def ensure_wrk() -> tuple[str | None, str]:
             done = subprocess.run(
                 [apt, *args], env=env, capture_output=True, timeout=APT_TIMEOUT, check=False
             )
-        except subprocess.TimeoutExpired:
+        except subprocess.TimeoutExpired:  # pragma: no cover - a hung apt-get
             return False
         return done.returncode == 0
 
@@ -233,7 +227,7 @@ def run_wrk(
                     command, capture_output=True, text=True, timeout=duration + 30, check=False
                 )
                 parsed = parse_wrk(done.stdout)
-            except subprocess.TimeoutExpired:
+            except subprocess.TimeoutExpired:  # pragma: no cover - a hung wrk
                 parsed = None
             if parsed is None:
                 failures.append(f"C={concurrency}")

@@ -89,8 +89,12 @@ def bench(
             f"unknown: {', '.join(unknown)} (known: {', '.join(CLIENTS)})", param_hint="--client"
         )
     sizes = _runner.FULL_SIZES if full else _runner.DEFAULT_SIZES
-    overrides = {"rounds": rounds, "seconds": seconds, "count": count}
-    sizes = attrs.evolve(sizes, **{k: v for k, v in overrides.items() if v is not None})
+    if rounds is not None:
+        sizes = attrs.evolve(sizes, rounds=rounds)
+    if seconds is not None:
+        sizes = attrs.evolve(sizes, seconds=seconds)
+    if count is not None:
+        sizes = attrs.evolve(sizes, count=count)
     out_dir = out if out is not None else _default_out()
     results = _runner.run_benchmark(
         out_dir,

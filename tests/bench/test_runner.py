@@ -1,0 +1,203 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import attrs
+import pytest
+from click.testing import CliRunner
+
+from haorui_async._bench import _runner, _worker
+from haorui_async._bench._bulk import run_bulk
+from haorui_async._bench._micro import MICRO_STEPS, run_micro
+from haorui_async._bench._server import ServerProcess
+from haorui_async.cli._app import app
+
+TINY = _runner.Sizes(
+    rounds=2,
+    count=40,
+    seconds=1.0,
+    grace=2.0,
+    warmup_seconds=0.1,
+    wrk_seconds=1.0,
+    micro_number=20,
+    micro_repeat=1,
+    bulk_messages=20,
+)
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_a_tiny_run_writes_the_json_the_table_and_the_plot(tmp_path: Path) -> None:
+    lines: list[str] = []
+    results = _runner.run_benchmark(
+        tmp_path,
+        sizes=TINY,
+        clients=["sdk-httpx", "floor"],
+        concurrencies=[2],
+        use_wrk=False,
+        progress=lines.append,
+    )
+    raw = json.loads((tmp_path / "throughput.json").read_text(encoding="utf-8"))
+    assert raw["machine"]["cores"] >= 1
+    assert [(r["round"], r["client"]) for r in raw["runs"]] == [
+        (0, "sdk-httpx"),
+        (0, "floor"),
+        (1, "floor"),
+        (1, "sdk-httpx"),
+    ]
+    assert all(r["result"]["ok"] == 40 for r in raw["runs"])
+    assert raw["summary"]["floor"]["2"]["rounds"] == 2
+    assert set(raw["micro"]) == set(MICRO_STEPS)
+    assert raw["ceiling"]["note"] == "wrk was turned off (--no-wrk)"
+    assert results["ratios"]["sdk-httpx"]["floor"][2] > 0
+    table = (tmp_path / "throughput.md").read_text(encoding="utf-8")
+    assert "SDK / floor" in table
+    assert (tmp_path / "throughput.png").read_bytes().startswith(b"\x89PNG")
+    assert lines[0].startswith("server: emulator")
+    assert any("round 2/2 C=2 floor: " in line for line in lines)
+
+
+def test_the_ceiling_is_measured_with_wrk_when_it_is_on_the_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A stand-in for wrk that reports a fixed figure.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    wrk = bin_dir / "wrk"
+    wrk.write_text("#!/bin/sh\necho 'Requests/sec:  12345.6'\n", encoding="utf-8")
+    wrk.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    sizes = attrs.evolve(TINY, rounds=1, count=5)
+    results = _runner.run_benchmark(
+        tmp_path, sizes=sizes, clients=["floor"], concurrencies=[1], parts=["load"]
+    )
+    assert results["ceiling"]["rates"] == {"1": 12345.6}
+    assert "12,346 req/s" in (tmp_path / "throughput.md").read_text(encoding="utf-8")
+
+
+def test_without_wrk_the_floors_best_stands_in_for_the_ceiling(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    sizes = attrs.evolve(TINY, rounds=1, count=5)
+    results = _runner.run_benchmark(
+        tmp_path, sizes=sizes, clients=["floor"], concurrencies=[1], parts=["load"]
+    )
+    assert results["ceiling"]["tool"] == ""
+    table = (tmp_path / "throughput.md").read_text(encoding="utf-8")
+    assert "not measured with wrk (wrk is not installed" in table
+    assert "The floor client's best figure stands in for it" in table
+
+
+def test_a_crashed_run_is_described_as_such() -> None:
+    assert _runner._describe({"client": "floor", "crash": "boom"}) == "crashed: boom"
+
+
+def test_an_unknown_client_or_part_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="nope, later"):
+        _runner.run_benchmark(tmp_path, clients=["floor", "nope"], parts=["later"])
+    assert not tmp_path.joinpath("throughput.json").exists()
+
+
+def test_a_worker_that_prints_no_result_is_recorded_as_a_crash() -> None:
+    record = _runner._run_worker("no-such-client", "http://127.0.0.1:9", 1, TINY)
+    assert record["client"] == "no-such-client"
+    assert "printed no result" in record["crash"]
+
+
+def test_the_worker_prints_one_json_line_per_run(
+    emulator: ServerProcess, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [
+        "--client=aiohttp",
+        f"--url={emulator.url}",
+        "--concurrency=2",
+        "--count=10",
+        "--seconds=5",
+        "--grace=2",
+        "--warmup-seconds=0.1",
+    ]
+    assert _worker.main(argv) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["result"]["ok"] == 10
+    assert record["warmup"]["concurrency"] == 2
+
+
+def test_the_worker_reports_a_client_that_cannot_be_set_up_as_a_crash(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = [
+        "--client=sdk-httpx",
+        "--url=not a url",
+        "--concurrency=1",
+        "--count=1",
+        "--seconds=1",
+        "--grace=1",
+        "--warmup-seconds=0.1",
+    ]
+    assert _worker.main(argv) == 1
+    assert json.loads(capsys.readouterr().out)["crash"].startswith("ConfigurationError")
+
+
+def test_micro_reports_microseconds_for_every_step() -> None:
+    micro = run_micro(number=20, repeat=1)
+    assert list(micro) == list(MICRO_STEPS)
+    assert all(0 < value < 100_000 for value in micro.values())
+
+
+def test_bulk_measures_gather_and_keeps_the_send_many_slot() -> None:
+    bulk = run_bulk(20)
+    assert bulk["gather of send()"]["peak_bytes"] > 0
+    assert bulk["send_many"] == {
+        "messages": 20,
+        "note": "AsyncSender.send_many is not benchmarked yet",
+    }
+
+
+def test_the_bench_command_lists_the_clients() -> None:
+    result = CliRunner().invoke(app, ["bench", "--list"])
+    assert result.exit_code == 0
+    assert "sdk-httpx" in result.output
+    assert "floor" in result.output
+
+
+def test_the_bench_command_refuses_an_unknown_client() -> None:
+    result = CliRunner().invoke(app, ["bench", "--client", "nope"])
+    assert result.exit_code == 2
+    assert "unknown: nope" in result.output
+
+
+def test_the_bench_command_runs_and_prints_the_table(tmp_path: Path) -> None:
+    args = ["bench", "--part", "load", "--client", "floor", "-c", "3", "--rounds", "1"]
+    args += ["--seconds", "0.3", "--count", "30", "--no-wrk", "--out", str(tmp_path)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "## Messages per second" in result.output
+    assert f"Written: {tmp_path / 'throughput.json'}" in result.output
+    assert (tmp_path / "throughput.png").exists()
+
+
+def test_the_bench_command_outside_a_checkout_writes_beside_it_and_no_plot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["bench", "--part", "bulk"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "haorui-bench-results" / "throughput.md").exists()
+    assert "throughput.png" not in result.output
+
+
+def test_the_benchmark_script_runs_the_same_command() -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--list"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "httpx-default" in done.stdout
