@@ -57,7 +57,7 @@ def _check_mix(instance: object, attribute: attrs.Attribute[str], value: str) ->
     parse_status_mix(value)
 
 
-def _not_negative(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+def _not_negative(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
     if not value >= 0:
         raise ValueError(f"{attribute.name}: expected >= 0, got {value!r}")
 
@@ -137,6 +137,10 @@ class EmulatorConfig:
         default="Delivered",
         metadata=_option("delivery statuses and their weights, e.g. 'Delivered:0.9,Failed:0.1'"),
     )
+    max_pending_reports: int = attrs.field(
+        default=MAX_PENDING_REPORTS,
+        metadata=_option("delivery reports waiting to be pushed at most; more are dropped"),
+    )
     allow_remote_callbacks: bool = attrs.field(
         default=False, metadata=_option("push delivery reports to non-loopback callback URLs too")
     )
@@ -155,6 +159,7 @@ class EmulatorConfig:
             fields.latency_jitter,
             fields.slow_latency,
             fields.dlr_delay,
+            fields.max_pending_reports,
         ):
             _not_negative(self, field, getattr(self, field.name))
         _check_mix(self, fields.dlr_statuses, self.dlr_statuses)
@@ -193,7 +198,13 @@ class OptionSpec:
 
 def option_specs() -> list[OptionSpec]:
     """The command-line options of the emulator, one per `EmulatorConfig` field."""
-    types: Mapping[str, type] = {"bool": bool, "float": float, "str": str, "int | None": int}
+    types: Mapping[str, type] = {
+        "bool": bool,
+        "float": float,
+        "str": str,
+        "int": int,
+        "int | None": int,
+    }
     specs = []
     for field in attrs.fields(EmulatorConfig):
         if field.name == "accounts":

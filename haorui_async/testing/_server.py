@@ -26,7 +26,7 @@ from typing import IO, Any, Final
 import httpx
 import uvicorn
 
-from ._config import MAX_PENDING_REPORTS, EmulatorConfig
+from ._config import EmulatorConfig
 from ._faults import (
     DropConnection,
     FaultPlan,
@@ -49,6 +49,10 @@ _DROP_LOG_MESSAGE: Final = "ASGI callable returned without completing response."
 #: The declared length of a dropped answer: more than is ever sent, so the client sees the
 #: connection end before the answer does.
 _DROP_DECLARED_LENGTH: Final = b"64"
+
+
+#: The answer to a request still hanging when the server stops.
+_SHUTTING_DOWN: Final = Reply(503, b'{"detail":"the emulator is shutting down"}')
 
 
 class _DropFilter(logging.Filter):
@@ -181,9 +185,12 @@ class Emulator:
             )
         if isinstance(fault, Hang):
             seconds = fault.seconds if fault.seconds is not None else self.config.hang_seconds
-            if await self._hang(receive, seconds):
-                # The client gave up (or the server is closing): nothing left to answer.
+            ending = await self._hang(receive, seconds)
+            if ending == "disconnected":
+                # The client gave up: nothing left to answer.
                 return None
+            if ending == "closing":
+                return await _write(send, _SHUTTING_DOWN)
             reply = self.model.handle(method, path, scope["query_string"], body, content_type)
             return await _write(send, reply)
         # DropConnection (RefuseConnection cannot happen on a connection already accepted,
@@ -207,11 +214,11 @@ class Emulator:
             delay += cfg.slow_latency
         return delay
 
-    async def _hang(self, receive: Receive, seconds: float) -> bool:
+    async def _hang(self, receive: Receive, seconds: float) -> str:
         """Wait `seconds`, or until the client disconnects or the server closes.
 
-        Returns True when the exchange is over (disconnected or closing), False when the hang
-        simply lasted its time and a late answer is due.
+        Returns "disconnected", "closing", or "elapsed" (the hang lasted its time: a late
+        answer is due).
         """
         assert self._closing is not None
         disconnected = asyncio.ensure_future(receive())
@@ -221,7 +228,9 @@ class Emulator:
         )
         for task in pending:
             task.cancel()
-        return bool(done)
+        if disconnected in done:
+            return "disconnected"
+        return "closing" if closing in done else "elapsed"
 
     # -- delivery reports -----------------------------------------------------------------
 
@@ -230,7 +239,7 @@ class Emulator:
         if not self.config.allow_remote_callbacks and not _is_loopback(message.callback_url):
             self.reports["skipped"] += 1
             return
-        if len(self._reports_pending) >= MAX_PENDING_REPORTS:
+        if len(self._reports_pending) >= self.config.max_pending_reports:
             self.reports["dropped"] += 1
             return
         status = self._random.choices(self._statuses, self._weights)[0]
