@@ -57,3 +57,16 @@ def bench(session: nox.Session) -> None:
         "-e", ".[cli,emulator,fast]", *nox.project.dependency_groups(PYPROJECT, "bench")
     )
     session.run("python", "benchmarks/run.py", *session.posargs)
+
+
+@nox.session(default=False)
+def docs(session: nox.Session) -> None:
+    """Build the documentation site (`mkdocs build --strict`), then test its pages and examples."""
+    session.install(
+        "-e",
+        ".[emulator,ratelimit]",
+        *nox.project.dependency_groups(PYPROJECT, "docs"),
+        *nox.project.dependency_groups(PYPROJECT, "test"),
+    )
+    session.run("mkdocs", "build", "--strict", env={"NO_MKDOCS_2_WARNING": "1"})
+    session.run("pytest", "tests/docs", "-p", "no:cacheprovider", *session.posargs)
