@@ -1,11 +1,10 @@
-"""A real uvicorn server on a loopback port, for tests: in the test's event loop or a thread."""
+"""A real uvicorn server on a loopback port, in the test's own event loop."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import uvicorn
@@ -50,25 +49,3 @@ async def serving(app: Any, **options: Any) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await task
-
-
-@contextlib.contextmanager
-def serving_in_thread(app: Any, **options: Any) -> Iterator[str]:
-    """Serve `app` with uvicorn in a thread of its own; yields the base URL.
-
-    For tests that are not async themselves (e.g. ones that run subprocesses).
-    """
-    server = _server(app, **options)
-    thread = threading.Thread(target=server.run, name="uvicorn-test-server", daemon=True)
-    thread.start()
-    try:
-        for _ in range(int(START_TIMEOUT / 0.01)):
-            if server.started or not thread.is_alive():
-                break
-            threading.Event().wait(0.01)
-        if not server.started:
-            raise RuntimeError("uvicorn did not start")
-        yield _url(server)
-    finally:
-        server.should_exit = True
-        thread.join(START_TIMEOUT)
