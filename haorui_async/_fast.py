@@ -165,13 +165,14 @@ class FastTransport(httpx.AsyncBaseTransport):
         timeouts: Any = request.extensions.get("timeout") or _DEFAULT_TIMEOUTS
         try:
             body = request.content
+            chunked = False
         except httpx.RequestNotRead:
             body = await request.aread()
-            body = _frame_streamed_body(request.headers, body)
+            chunked = _is_chunked(request.headers)
 
         conn = await self._acquire(request, timeouts)
         try:
-            head = conn.serialize(request, body)
+            head = conn.serialize(request, body, chunked)
         except BaseException:
             self._release(conn)
             raise
@@ -371,13 +372,9 @@ def _expire_waiter(
         )
 
 
-def _frame_streamed_body(headers: httpx.Headers, body: bytes) -> bytes:
-    """The body of a request built from a stream, framed as its headers announce."""
-    if "content-length" not in headers and "chunked" in headers.get("transfer-encoding", ""):
-        if not body:
-            return b"0\r\n\r\n"
-        return b"%x\r\n%b\r\n0\r\n\r\n" % (len(body), body)
-    return body
+def _is_chunked(headers: httpx.Headers) -> bool:
+    """Whether a request built from a stream announces a chunked body."""
+    return "content-length" not in headers and "chunked" in headers.get("transfer-encoding", "")
 
 
 class _Connection(asyncio.Protocol):
@@ -455,8 +452,11 @@ class _Connection(asyncio.Protocol):
 
     # -- one exchange ------------------------------------------------------------------------
 
-    def serialize(self, request: httpx.Request, body: bytes) -> bytes:
-        """The request's bytes on the wire. Raises httpx.LocalProtocolError."""
+    def serialize(self, request: httpx.Request, body: bytes, chunked: bool) -> bytes:
+        """The request's bytes on the wire, `body` framed in one chunk where `chunked`.
+
+        Raises httpx.LocalProtocolError.
+        """
         raise NotImplementedError
 
     def start(
@@ -593,7 +593,9 @@ class _HttptoolsConnection(_Connection):
         self._parser = httptools.HttpResponseParser(self)
         self._headers_done = False
 
-    def serialize(self, request: httpx.Request, body: bytes) -> bytes:
+    def serialize(self, request: httpx.Request, body: bytes, chunked: bool) -> bytes:
+        if chunked:
+            body = b"%x\r\n%b\r\n0\r\n\r\n" % (len(body), body) if body else b"0\r\n\r\n"
         parts = [request.method.encode("ascii"), b" ", request.url.raw_path, b" HTTP/1.1\r\n"]
         raw = request.headers.raw
         for name, value in raw:
@@ -658,7 +660,8 @@ class _H11Connection(_Connection):
         super().__init__(pool, loop)
         self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=_H11_MAX_HEAD)
 
-    def serialize(self, request: httpx.Request, body: bytes) -> bytes:
+    def serialize(self, request: httpx.Request, body: bytes, chunked: bool) -> bytes:
+        # h11 frames the body as the headers announce.
         h11_conn = self._h11
         try:
             parts = [
@@ -703,7 +706,9 @@ class _H11Connection(_Connection):
                 if isinstance(event, h11.Response):
                     self._status = event.status_code
                     self._headers = list(event.headers.raw_items())
-                    self._encoded = any(name == _CONTENT_ENCODING for name, _ in self._headers)
+                    self._encoded = any(
+                        name.lower() == _CONTENT_ENCODING for name, _ in self._headers
+                    )
                 elif isinstance(event, h11.Data):
                     self._body.append(bytes(event.data))
                 elif isinstance(event, h11.EndOfMessage):

@@ -228,6 +228,10 @@ class RawServer:
             await self.fault(reader, writer, self)
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
+        except asyncio.CancelledError:
+            # Only `serving()` cancels a handler, at the end of the test; a cancelled
+            # handler task would make asyncio's stream callback log an error.
+            pass
         finally:
             writer.close()
             self._tasks.discard(task)
