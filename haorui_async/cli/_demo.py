@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import click
 import httpx
@@ -28,8 +28,11 @@ from rich.table import Table
 from .._bulk import send_many
 from .._message import SMS
 from .._sender import AsyncSender
+from ..testing._cli import config_from_options
+from ..testing._config import option_specs
 from ..testing._model import DEMO_API_ID, DEMO_API_PASSWORD, DEMO_SENDER_ID
 from ._app import app
+from ._emulator import emulator_options
 
 #: How long the emulator subprocess may take to start listening.
 STARTUP_TIMEOUT: Final = 20.0
@@ -68,8 +71,6 @@ async def emulator_process(extra_args: Sequence[str] = ()) -> AsyncIterator[str]
         "127.0.0.1",
         "--port",
         "0",
-        "--record",
-        "uids",
         *extra_args,
     ]
     env = dict(os.environ)
@@ -105,8 +106,22 @@ def percentile(sorted_values: Sequence[float], share: float) -> float:
     return sorted_values[rank]
 
 
-async def _demo(console: Console, count: int, concurrency: int, method: str) -> Counter[str]:
-    async with emulator_process() as base_url:
+def emulator_arguments(options: dict[str, Any]) -> list[str]:
+    """The `python -m haorui_async.testing` arguments for the emulator options that differ
+    from their defaults."""
+    arguments: list[str] = []
+    for spec in option_specs():
+        value = options.get(spec.name, spec.default)
+        if value is None or value == spec.default:
+            continue
+        arguments += [spec.flag] if spec.is_flag else [spec.flag, str(value)]
+    return arguments
+
+
+async def _demo(
+    console: Console, count: int, concurrency: int, method: str, emulator_args: Sequence[str]
+) -> Counter[str]:
+    async with emulator_process(emulator_args) as base_url:
         console.print(f"emulator listening on [bold]{base_url}[/] (a subprocess)")
         async with AsyncSender(
             api_id=DEMO_API_ID,
@@ -213,15 +228,25 @@ def _summary(
     default="POST",
     show_default=True,
 )
-def demo(count: int, concurrency: int, method: str) -> None:
+@emulator_options
+def demo(count: int, concurrency: int, method: str, **options: Any) -> None:
     """Start the emulator on a free loopback port, send one SMS, then fan out N sends.
 
     Nothing leaves this machine: the emulator listens on 127.0.0.1 and accepts the demo
     account. Prints the outcome counts (they add up to N), messages/s and p50/p99 latency.
+    The emulator's options (--rate-503 0.05, --rate-500 0.01, --latency 0.01, ...) show how
+    the SDK sorts failures into classes.
     """
+    try:
+        config_from_options(options)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    arguments = emulator_arguments(options)
     console = Console()
-    counts = asyncio.run(_demo(console, count, concurrency, method.upper()))
+    counts = asyncio.run(_demo(console, count, concurrency, method.upper(), arguments))
     if sum(counts.values()) != count:  # pragma: no cover - send_many accounts for every item
         raise click.ClickException(f"{sum(counts.values())} outcomes for {count} sends")
-    if counts.get("sent", 0) != count:
+    faults = any(flag.startswith("--rate-") for flag in arguments)
+    if not faults and counts.get("sent", 0) != count:
+        # Without injected faults every message must go through: anything else is a bug.
         raise SystemExit(1)

@@ -13,7 +13,7 @@ from ..testing._config import option_specs
 from ._app import app
 
 
-def _emulator_options(function: Callable[..., Any]) -> Callable[..., Any]:
+def emulator_options(function: Callable[..., Any]) -> Callable[..., Any]:
     """One click option per `EmulatorConfig` field: the table `python -m` also builds from."""
     for spec in reversed(option_specs()):
         if spec.is_flag:
@@ -34,7 +34,7 @@ def _emulator_options(function: Callable[..., Any]) -> Callable[..., Any]:
 @app.command("emulator")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=int, default=0, show_default=True, help="Port; 0 picks a free one.")
-@_emulator_options
+@emulator_options
 def emulator(host: str, port: int, **options: Any) -> None:
     """Run the HAORUI gateway emulator in the foreground until Ctrl-C or SIGTERM.
 
