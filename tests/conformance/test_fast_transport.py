@@ -14,13 +14,14 @@ import pytest
 
 from haorui_async._fast import FastTransport
 
-from ._servers import HOST, RawServer, answer_bytes, free_port
+from ._servers import HOST, RawServer, answer_bytes, free_port, reset
 
 pytestmark = pytest.mark.integration
 
 Parser = Literal["httptools", "h11"]
 PARSERS: list[Parser] = ["httptools", "h11"]
 TIMEOUTS = {"connect": 5.0, "read": 5.0, "write": 5.0, "pool": 5.0}
+NO_TIMEOUTS = {"connect": None, "read": None, "write": None, "pool": None}
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, RawServer], Any]
 
@@ -39,7 +40,7 @@ async def transports() -> AsyncIterator[list[FastTransport]]:
         await transport.aclose()
 
 
-def post(url: str, body: bytes = b'{"uid": null}', **timeouts: float) -> httpx.Request:
+def post(url: str, body: bytes = b'{"uid": null}', **timeouts: float | None) -> httpx.Request:
     return httpx.Request(
         "POST",
         url + "/api/SendSMS",
@@ -379,10 +380,12 @@ async def test_waiting_request_opens_a_connection_when_one_closes(
     assert server.connections == 3
 
 
+@pytest.mark.parametrize("close", [False, True], ids=["keep-alive", "close"])
 async def test_no_free_connection_in_time_is_pool_timeout(
-    transports: list[FastTransport],
+    close: bool, transports: list[FastTransport]
 ) -> None:
-    async with RawServer(keep_answering(answer_bytes(None), delay=0.5)).serving() as server:
+    answer = answer_bytes(None, close=close)
+    async with RawServer(keep_answering(answer, delay=0.5)).serving() as server:
         transport = FastTransport(server.url, max_connections=1)
         transports.append(transport)
         first = asyncio.ensure_future(exchange(transport, post(server.url)))
@@ -390,9 +393,9 @@ async def test_no_free_connection_in_time_is_pool_timeout(
         with pytest.raises(httpx.PoolTimeout):
             await exchange(transport, post(server.url, pool=0.1))
         assert (await first).status_code == 200
-        # The timed-out waiter is skipped: the connection goes back to the pool.
+        # The timed-out waiter is skipped: the connection (or its slot) goes back to the pool.
         await exchange(transport, post(server.url))
-    assert server.connections == 1
+    assert server.connections == (2 if close else 1)
 
 
 async def test_idle_connection_past_its_expiry_is_not_reused(
@@ -446,7 +449,9 @@ async def test_aclose_fails_requests_in_flight_and_waiting(
         in_flight = asyncio.ensure_future(exchange(transport, post(server.url)))
         await asyncio.sleep(0.05)
         waiting = asyncio.ensure_future(exchange(transport, post(server.url)))
+        given_up = asyncio.ensure_future(exchange(transport, post(server.url)))
         await asyncio.sleep(0.05)
+        given_up.cancel()
         await transport.aclose()
         with pytest.raises(httpx.ReadError, match="closed"):
             await in_flight
@@ -461,8 +466,9 @@ async def test_aclose_fails_requests_in_flight_and_waiting(
 BIG = 64 * 1024 * 1024
 
 
+@pytest.mark.parametrize("timeouts", [{"read": 0.1}, NO_TIMEOUTS], ids=["read-0.1", "none"])
 async def test_request_the_server_reads_slowly_waits_for_the_socket(
-    transports: list[FastTransport],
+    timeouts: dict[str, Any], transports: list[FastTransport]
 ) -> None:
     async def slow_reader(
         reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: RawServer
@@ -474,7 +480,7 @@ async def test_request_the_server_reads_slowly_waits_for_the_socket(
     async with RawServer(slow_reader).serving() as server:
         transport = FastTransport(server.url)
         transports.append(transport)
-        response = await exchange(transport, post(server.url, b"x" * BIG, read=0.1))
+        response = await exchange(transport, post(server.url, b"x" * BIG, **timeouts))
     assert response.json()["uid"] == "big"
 
 
@@ -491,3 +497,65 @@ async def test_request_the_server_never_reads_is_write_timeout(
         transports.append(transport)
         with pytest.raises(httpx.WriteTimeout):
             await exchange(transport, post(server.url, b"x" * BIG, write=0.2))
+
+
+async def test_requests_without_any_timeout_wait_as_long_as_it_takes(
+    parser: Parser, transports: list[FastTransport]
+) -> None:
+    async with RawServer(keep_answering(answer_bytes(None), delay=0.05)).serving() as server:
+        transport = FastTransport(server.url, max_connections=1, parser=parser)
+        transports.append(transport)
+
+        async def one() -> httpx.Response:
+            request = httpx.Request(
+                "POST", server.url + "/x", content=b"{}", extensions={"timeout": NO_TIMEOUTS}
+            )
+            return await exchange(transport, request)
+
+        responses = await asyncio.gather(one(), one())
+    assert [r.status_code for r in responses] == [200, 200]
+
+
+async def test_shorter_read_timeout_on_a_reused_connection_is_kept(
+    parser: Parser, transports: list[FastTransport]
+) -> None:
+    async with RawServer(serve_answers(answer_bytes(None), then_wait=5)).serving() as server:
+        transport = FastTransport(server.url, parser=parser)
+        transports.append(transport)
+        await exchange(transport, post(server.url, read=30.0))
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(httpx.ReadTimeout):
+            await exchange(transport, post(server.url, read=0.2))
+    assert loop.time() - started < 2.0
+    assert server.connections == 1
+
+
+async def test_answer_nobody_asked_for_retires_the_connection(
+    parser: Parser, transports: list[FastTransport]
+) -> None:
+    async with RawServer(serve_answers(answer_bytes("1") * 2, then_wait=5)).serving() as server:
+        transport = FastTransport(server.url, parser=parser)
+        transports.append(transport)
+        first = await exchange(transport, post(server.url))
+        second = await exchange(transport, post(server.url))
+    assert [first.json()["uid"], second.json()["uid"]] == ["1", "1"]
+    assert server.connections == 2
+
+
+async def test_connection_reset_while_writing_is_write_error(
+    transports: list[FastTransport],
+) -> None:
+    async def reset_soon(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: RawServer
+    ) -> None:
+        await reader.readexactly(1024)
+        await asyncio.sleep(0.1)
+        reset(writer)
+
+    async with RawServer(reset_soon).serving() as server:
+        transport = FastTransport(server.url)
+        transports.append(transport)
+        with pytest.raises((httpx.WriteError, httpx.ReadError)) as caught:
+            await exchange(transport, post(server.url, b"x" * BIG))
+    assert isinstance(caught.value, httpx.WriteError)
