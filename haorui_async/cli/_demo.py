@@ -26,6 +26,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .._bulk import send_many
+from .._exceptions import SendError
 from .._message import SMS
 from .._sender import AsyncSender
 from ..testing._cli import config_from_options
@@ -131,11 +132,16 @@ async def _demo(
             method="GET" if method == "GET" else "POST",
             max_concurrency=concurrency,
         ) as sender:
-            result = await sender.send(DEMO_PHONENUMBER, "Your code is 112233")
-            console.print(
-                f"one SMS: status={result.status} message_id={result.message_id} "
-                f"uid={result.uid} remarks={result.remarks!r}"
-            )
+            try:
+                result = await sender.send(DEMO_PHONENUMBER, "Your code is 112233")
+            except SendError as error:
+                # With injected faults the first message may fail too: show how.
+                console.print(f"one SMS: {type(error).__name__}: {error}")
+            else:
+                console.print(
+                    f"one SMS: status={result.status} message_id={result.message_id} "
+                    f"uid={result.uid} remarks={result.remarks!r}"
+                )
             counts, latencies, elapsed = await _fan_out(console, sender, count, concurrency)
         async with httpx.AsyncClient() as client:
             stats = (await client.get(base_url + "/_emulator/stats")).json()
