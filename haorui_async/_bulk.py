@@ -220,19 +220,14 @@ class _Run:
                     return
                 except Exception as exc:
                     # The input itself failed: stop starting messages, report it at the end.
-                    if self.input_error is None:
-                        self.input_error = exc
+                    self.input_error = exc
                     self.stopping = True
                     self.window.release()
                     return
+                # No await between taking an item and starting its send: a stop cancels only
+                # workers that are not sending, so every item taken gets its outcome.
                 index = self.taken
                 self.taken += 1
-                if self.halted():
-                    # Taken from the input while the run was stopping: never started.
-                    self.deliver(
-                        self.unsent(index, item, "the run stopped before this message was sent")
-                    )
-                    return
                 await self.send(index, item)
         finally:
             self.live_workers -= 1
@@ -270,12 +265,6 @@ class _Run:
             self.deliver(Outcome(index, item, result=result))
         finally:
             self.sending.discard(task)
-
-    @staticmethod
-    def unsent(index: int, item: object, why: str) -> Outcome:
-        if not isinstance(item, SMS):
-            return Outcome(index, None, error=InvalidMessage("message", item, "expected an SMS"))
-        return Outcome(index, item, error=NotSent(why, message=item, attempts=0))
 
     def deliver(self, outcome: Outcome) -> None:
         self.done[outcome.index] = outcome
@@ -328,8 +317,7 @@ class _Run:
         finally:
             for task in self.workers:
                 task.cancel()
-            if self.workers:
-                await asyncio.wait(self.workers)
+            await asyncio.wait(self.workers)
 
     def unyielded(self) -> tuple[Outcome, ...]:
         return tuple(sorted(self.done.values(), key=lambda o: o.index))

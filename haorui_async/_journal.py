@@ -81,14 +81,25 @@ class Journal:
     Args:
         path: the journal file; created if missing.
         fingerprint: identifies the input; a journal made for another input is refused.
+        outcome_batch: outcomes held in memory at most before they are committed.
+        outcome_max_age: seconds an outcome is held at most (checked as outcomes arrive).
 
     Raises:
         ConfigurationError: the file is not a journal, belongs to another input, or is of
             another layout version.
     """
 
-    def __init__(self, path: Path, *, fingerprint: str) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        fingerprint: str,
+        outcome_batch: int = OUTCOME_BATCH,
+        outcome_max_age: float = OUTCOME_MAX_AGE,
+    ) -> None:
         self.path = path
+        self.outcome_batch = outcome_batch
+        self.outcome_max_age = outcome_max_age
         #: Transactions committed so far (what group commit keeps low).
         self.commits = 0
         self._pending: list[tuple[int, int, str | None, str, str]] = []
@@ -139,17 +150,6 @@ class Journal:
         for row, line, uid, state, kind, outcome in cursor:
             yield JournalRow(row, line, uid, state, kind, outcome)
 
-    def counts(self) -> dict[str, int]:
-        """How many rows ended in each kind, and how many are still "attempting"."""
-        self.flush()
-        counts: dict[str, int] = {}
-        for state, kind, count in self._db.execute(
-            "SELECT state, kind, COUNT(*) FROM rows GROUP BY state, kind"
-        ):
-            key = ATTEMPTING if state == ATTEMPTING else kind
-            counts[key] = counts.get(key, 0) + count
-        return counts
-
     # -- writing --------------------------------------------------------------------------
 
     def record_attempts(self, attempts: Iterable[tuple[int, int, str]]) -> None:
@@ -172,8 +172,8 @@ class Journal:
             self._pending_since = time.monotonic()
         self._pending.append((row, line, uid, kind, outcome))
         if (
-            len(self._pending) >= OUTCOME_BATCH
-            or time.monotonic() - self._pending_since >= OUTCOME_MAX_AGE
+            len(self._pending) >= self.outcome_batch
+            or time.monotonic() - self._pending_since >= self.outcome_max_age
         ):
             self.flush()
 

@@ -27,7 +27,7 @@ import click
 
 from .. import _defaults as defaults
 from .._bulk import KINDS, Outcome, send_many
-from .._exceptions import ConfigurationError, InvalidMessage, NotSent, SendError
+from .._exceptions import ConfigurationError, InvalidMessage, SendError
 from .._journal import ATTEMPTING, Journal
 from .._message import SMS
 from ._app import app
@@ -151,8 +151,7 @@ def outcome_record(row: int, line: int, outcome: Outcome) -> dict[str, Any]:
     if isinstance(error, SendError):
         record["status_code"] = error.status_code
         record["attempts"] = error.attempts
-        record["detail"] = error.detail
-    elif error is not None:
+    if error is not None:
         record["detail"] = str(error)
     return record
 
@@ -289,10 +288,6 @@ class BulkJob:
 
     def record(self, outcome: Outcome) -> None:
         row, line = self.in_flight.pop(outcome.index)
-        if isinstance(outcome.error, NotSent) and outcome.error.attempts == 0:
-            # Taken while stopping, never sent: the next run sends it.
-            self.journal.forget([row])
-            return
         text = _dump(outcome_record(row, line, outcome))
         self.journal.record_outcome(row, line, outcome.uid, outcome.kind, text)
         self.out.write(text + "\n")

@@ -48,6 +48,7 @@ def faulty_gateway() -> Iterator[str]:
 
 
 def write_csv(path: Path, rows: list[list[str]], header: tuple[str, ...] = ()) -> Path:
+    """A CSV file of `rows` under `header` (default: phonenumber, textmessage)."""
     with path.open("w", newline="", encoding="utf-8") as file:
         writer = csv.writer(file)
         writer.writerow(header or ("phonenumber", "textmessage"))
@@ -108,6 +109,7 @@ def test_bad_rows_are_reported_with_their_line_and_written_as_invalid(
         [
             ["8613912345678", "fine", "row-ok-1", ""],
             ["12", "bad number", "row-bad-1", ""],
+            [],
             ["8613912345678", "multi\nline text", "row-ok-2", "P"],
             ["8613912345678", "", "row-bad-2", ""],
             ["8613912345678", "too", "many", "fields", "here"],
@@ -127,11 +129,12 @@ def test_bad_rows_are_reported_with_their_line_and_written_as_invalid(
         "invalid",
         "invalid",
     ]
-    # Lines count from the header (line 1); the multi-line record shifts the later ones.
-    assert [by_row[n]["line"] for n in (2, 4, 5, 6)] == [3, 6, 7, 8]
+    # Lines count from the header (line 1); a blank line (skipped, no row) and a multi-line
+    # record shift the later ones.
+    assert [by_row[n]["line"] for n in (2, 3, 4, 5, 6)] == [3, 5, 7, 8, 9]
     assert by_row[2]["field"] == "phonenumber"
     assert "line 3: skipped: phonenumber" in result.output
-    assert "line 7: skipped: expected 4 fields, got 5" in result.output
+    assert "line 8: skipped: expected 4 fields, got 5" in result.output
     assert accepted_uids(gateway)["row-ok-2"] == 1
 
 
