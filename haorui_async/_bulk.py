@@ -17,6 +17,7 @@ the input is accounted for in `BulkSend.unyielded`:
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Final, Literal
@@ -134,6 +135,41 @@ def _check_positive_int(name: str, value: object) -> int:
     return value
 
 
+class _Window:
+    """Slots for messages started and not yet yielded; a freed slot goes to the oldest waiter.
+
+    Not `asyncio.Semaphore`: its release walks every waiter already woken (CPython 3.11), which
+    costs O(waiters) per release when a consumer yields a burst of outcomes.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.free = size
+        self.waiters: deque[asyncio.Future[None]] = deque()
+
+    async def acquire(self) -> None:
+        if self.free > 0 and not self.waiters:
+            self.free -= 1
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self.waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if not waiter.cancelled():
+                self.release()  # handed a slot just as it was cancelled: pass it on
+            elif waiter in self.waiters:  # (a release may have dropped it already)
+                self.waiters.remove(waiter)
+            raise
+
+    def release(self) -> None:
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self.free += 1
+
+
 class _Run:
     """The state shared by the workers and the consumer of one `send_many()` call.
 
@@ -156,7 +192,7 @@ class _Run:
         self.ordered = ordered
         self.concurrency = concurrency
         self.grace = grace
-        self.window = asyncio.Semaphore(window)
+        self.window = _Window(window)
         self.pull_lock = asyncio.Lock()
         self.sync_iter: Iterator[object] | None = None
         self.async_iter: AsyncIterator[object] | None = None

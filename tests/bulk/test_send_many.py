@@ -19,7 +19,7 @@ from haorui_async import (
     RetryPolicy,
     SenderClosed,
 )
-from haorui_async._bulk import BulkReport, Outcome, send_all, send_many
+from haorui_async._bulk import BulkReport, Outcome, _Window, send_all, send_many
 
 from .conftest import RecordingGateway, accepted, make_sender, messages
 
@@ -359,3 +359,38 @@ async def test_send_all_reports_outcomes_in_input_order_with_counts() -> None:
     assert not report.all_sent
     assert [o.uid for o in report.unknown] == ["u1"]
     assert [o.uid for o in report.unsent] == ["n1", "f1"]
+
+
+# -- the window's slots -----------------------------------------------------------------
+
+
+async def test_a_window_slot_handed_to_a_waiter_cancelled_meanwhile_passes_to_the_next() -> None:
+    window = _Window(1)
+    await window.acquire()
+    first = asyncio.create_task(window.acquire())
+    second = asyncio.create_task(window.acquire())
+    await asyncio.sleep(0)
+    window.release()  # the slot goes to `first`...
+    first.cancel()  # ...which is cancelled before it runs: `second` gets it
+    await second
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert window.free == 0
+    window.release()
+    assert window.free == 1
+
+
+async def test_a_cancelled_window_waiter_gives_up_its_place_in_the_queue() -> None:
+    window = _Window(1)
+    await window.acquire()
+    waiting = [asyncio.create_task(window.acquire()) for _ in range(2)]
+    await asyncio.sleep(0)
+    waiting[0].cancel()
+    window.release()  # drops the cancelled waiter, hands the slot to the other
+    waiting[1].cancel()
+    await asyncio.sleep(0)
+    for task in waiting:
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert window.free == 1
+    assert not window.waiters
