@@ -33,6 +33,26 @@ async def _send_one(
         return await sender.send(phonenumber, text, **fields)
 
 
+async def _send_command(
+    creds: dict[str, str | None],
+    method: str,
+    phonenumber: str,
+    text: str,
+    fields: dict[str, str | None],
+) -> int:
+    """Send, print the outcome, return the exit code."""
+    try:
+        result = await _send_one(creds, method, phonenumber, text, fields)
+    except HaoruiError as error:
+        click.echo(_describe(error), err=True)
+        return exit_code_for(error)
+    click.echo(
+        f"sent: message_id={result.message_id} uid={result.uid or result.message.uid} "
+        f"attempts={result.attempts}"
+    )
+    return exit_code_for(None)
+
+
 def _describe(error: HaoruiError) -> str:
     if isinstance(error, SubmissionFailed):
         return f"failed: the gateway refused the message: {error.remarks or 'no remarks'}"
@@ -101,13 +121,5 @@ def send(
         "uid": uid,
         "callback_url": callback_url,
     }
-    try:
-        result = asyncio.run(_send_one(creds, method.upper(), phonenumber, text, fields))
-    except HaoruiError as error:
-        click.echo(_describe(error), err=True)
-        raise SystemExit(exit_code_for(error)) from None
-    click.echo(
-        f"sent: message_id={result.message_id} uid={result.uid or result.message.uid} "
-        f"attempts={result.attempts}"
-    )
-    raise SystemExit(exit_code_for(None))
+    # Everything happens inside the one event loop; the exit code is its result.
+    raise SystemExit(asyncio.run(_send_command(creds, method.upper(), phonenumber, text, fields)))

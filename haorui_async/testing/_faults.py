@@ -42,11 +42,6 @@ def _unit_interval(instance: object, attribute: attrs.Attribute[float], value: f
         raise ValueError(f"{attribute.name}: expected a rate between 0 and 1, got {value!r}")
 
 
-def _not_negative(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if not value >= 0:
-        raise ValueError(f"{attribute.name}: expected >= 0, got {value!r}")
-
-
 @attrs.frozen
 class RespondWith:
     """Answer with this HTTP status instead of the gateway's answer.

@@ -12,13 +12,14 @@ import threading
 import time
 from pathlib import Path
 
+import click
 import httpx
 import pytest
 from click.testing import CliRunner
 
 from haorui_async.cli._app import app
 from haorui_async.cli._common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_SENT, EXIT_UNKNOWN
-from haorui_async.cli._demo import emulator_arguments, percentile
+from haorui_async.cli._demo import emulator_arguments, emulator_process, percentile
 from haorui_async.testing import DEMO_API_ID, DEMO_API_PASSWORD
 
 from .conftest import ROOT
@@ -165,13 +166,14 @@ def test_the_emulator_command_serves_until_sigterm() -> None:
 
 
 def test_demo_sends_one_then_fans_out_and_the_counts_add_up() -> None:
-    result = CliRunner().invoke(app, ["demo", "-n", "60", "--concurrency", "4"])
+    result = CliRunner().invoke(app, ["demo", "-n", "150", "--concurrency", "4"])
     assert result.exit_code == 0, result.output
     assert "one SMS: status=S" in result.output
-    assert "60 sends" in result.output
+    assert "150 sends" in result.output
+    assert re.search(r"\bsent\W+150\b", result.output), result.output
     assert "messages/s" in result.output
     assert "p99" in result.output
-    assert '"accepted": 61' in result.output
+    assert '"accepted": 151' in result.output
 
 
 def test_demo_with_faults_sorts_the_failures_into_classes() -> None:
@@ -217,3 +219,9 @@ def test_the_installed_command_runs_the_demo() -> None:
     )
     assert completed.returncode == 0, completed.stderr
     assert "200 sends" in completed.stdout
+
+
+async def test_an_emulator_that_does_not_start_is_reported() -> None:
+    with pytest.raises(click.ClickException, match="did not start"):
+        async with emulator_process(["--rate-500", "2"]):
+            pass  # pragma: no cover - never entered

@@ -260,3 +260,14 @@ async def test_a_chunked_body_is_read_whole(emulator: Emulator) -> None:
             headers={"content-type": "application/json"},
         )
     assert response.json()["status"] == "S"
+
+
+@pytest.mark.emulator_config(dlr_delay=0.0)
+async def test_localhost_counts_as_loopback_for_reports(
+    emulator: Emulator, report_recorder: ReportRecorder
+) -> None:
+    url = report_recorder.url.replace("127.0.0.1", "localhost")
+    async with make_sender(emulator.base_url) as sender:
+        await sender.send(PHONE, "hello", callback_url=url)
+    await eventually(lambda: emulator.reports["sent"] + emulator.reports["failed"] == 1)
+    assert "skipped" not in emulator.reports

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import io
 import os
+import runpy
 import signal
+import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -114,3 +117,41 @@ def test_an_option_out_of_range_exits_with_a_usage_error(
         main(["--rate-500", "2"])
     assert caught.value.code == 2
     assert "rate_500" in capsys.readouterr().err
+
+
+def test_main_serves_until_sigterm(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    seen: dict[str, object] = {}
+
+    def use_then_stop() -> None:
+        try:
+            for _ in range(500):
+                try:
+                    seen.update(httpx.get(f"http://127.0.0.1:{port}/_emulator/stats").json())
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.02)
+        finally:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=use_then_stop).start()
+    main(["--port", str(port), "--latency", "0.01"])
+    assert capsys.readouterr().out == f"listening on http://127.0.0.1:{port}\n"
+    assert seen["record"] == "uids"
+
+
+def test_running_the_package_parses_the_command_line() -> None:
+    with pytest.raises(SystemExit) as caught:
+        runpy.run_module("haorui_async.testing", run_name="__main__", alter_sys=False)
+    # pytest's own arguments are not the emulator's: a usage error, before anything starts.
+    assert caught.value.code == 2
+
+
+def test_the_server_part_is_imported_on_demand_only() -> None:
+    import haorui_async.testing as kit
+
+    assert kit.serve.__name__ == "serve"
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        kit.nothing  # noqa: B018
