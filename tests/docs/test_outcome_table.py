@@ -161,4 +161,3 @@ async def test_every_row_holds_for_a_real_send(row: Row) -> None:
         assert requests == (2 if row.retried else 1), error
         requests, _ = await _requests_made(handler, retry_ambiguous=True)
         assert requests == (2 if row.retried_ambiguous else 1), error
-
