@@ -67,7 +67,11 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     # The server needs uvicorn (an optional extra): import it only when it is asked for.
     if name in ("serve", "Emulator"):
-        from . import _server
-
+        try:
+            from . import _server
+        except ImportError as exc:  # pragma: no cover - tested in a subprocess without uvicorn
+            raise ImportError(
+                f"haorui_async.testing.{name} needs uvicorn: pip install 'haorui-async[emulator]'"
+            ) from exc
         return getattr(_server, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

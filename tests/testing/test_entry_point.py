@@ -153,5 +153,28 @@ def test_the_server_part_is_imported_on_demand_only() -> None:
     import haorui_async.testing as kit
 
     assert kit.serve.__name__ == "serve"
+    assert kit.__all__ == sorted(kit.__all__)
+    assert all(getattr(kit, name) is not None for name in kit.__all__)
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):
         kit.nothing  # noqa: B018
+
+
+def test_without_uvicorn_the_fake_works_and_serve_says_what_to_install() -> None:
+    script = (
+        "import sys; sys.modules['uvicorn'] = None\n"
+        "import haorui_async.testing as kit\n"
+        "kit.FakeGateway()\n"
+        "try:\n"
+        "    kit.serve\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=ROOT,
+        check=True,
+    )
+    assert "pip install 'haorui-async[emulator]'" in completed.stdout
