@@ -12,9 +12,19 @@ The path of one message, module by module:
 4. `_protocol.read_response()` reads the answer: a `SendResult`, or the error it amounts to.
 5. `_retry` decides whether to try again: only failures that prove the message was never
    accepted, unless the caller opts in.
+
+Around that path: `_pool` is the default backend (httpx's transport, sharded into small
+pools); `_delivery` reads what the gateway pushes to `callback_url`, and `_receiver` serves
+it as an ASGI app.
 """
 
 from ._defaults import DEFAULT_BASE_URL
+from ._delivery import (
+    DeliveryReport,
+    DeliveryState,
+    InvalidDeliveryReport,
+    parse_delivery_report,
+)
 from ._encoding import TextInfo, detect_encoding, is_gsm, text_info
 from ._exceptions import (
     ConfigurationError,
@@ -29,6 +39,7 @@ from ._exceptions import (
 )
 from ._message import SMS, new_uid, normalize_phonenumber
 from ._protocol import SendResult
+from ._receiver import DeliveryReportReceiver
 from ._retry import RetryPolicy
 from ._sender import AsyncSender
 from ._version import __version__
@@ -37,7 +48,11 @@ __all__ = [
     "AsyncSender",
     "ConfigurationError",
     "DEFAULT_BASE_URL",
+    "DeliveryReport",
+    "DeliveryReportReceiver",
+    "DeliveryState",
     "HaoruiError",
+    "InvalidDeliveryReport",
     "InvalidMessage",
     "NotSent",
     "OutcomeUnknown",
@@ -54,5 +69,6 @@ __all__ = [
     "is_gsm",
     "new_uid",
     "normalize_phonenumber",
+    "parse_delivery_report",
     "text_info",
 ]

@@ -5,6 +5,7 @@ HaoruiError
 ├── ConfigurationError (also ValueError)   the sender was set up wrongly: no credentials, bad option
 ├── SenderClosed (also RuntimeError)       the sender was used after aclose()
 ├── InvalidMessage (also ValueError)       a message failed validation; nothing was sent
+├── InvalidDeliveryReport (also ValueError) what arrived at a callback URL is not a delivery report
 └── SendError                              a send did not succeed; carries the message and its uid
     ├── SubmissionFailed                   the gateway answered status "F": not accepted
     ├── NotSent                            provably never accepted: retried by default

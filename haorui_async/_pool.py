@@ -69,9 +69,10 @@ class ShardedTransport(httpx.AsyncBaseTransport):
         limits = httpx.Limits(
             max_connections=size, max_keepalive_connections=size, keepalive_expiry=keepalive_expiry
         )
+        # One TLS context for every shard: loading the CA bundle takes tens of milliseconds.
+        context = ssl_context or httpx.create_ssl_context()
         self.shards = [
-            httpx.AsyncHTTPTransport(limits=limits, verify=ssl_context or True)
-            for _ in range(count)
+            httpx.AsyncHTTPTransport(limits=limits, verify=context) for _ in range(count)
         ]
         self._load = [0] * count
 
