@@ -89,6 +89,26 @@ async def sdk_httpx(url: str, concurrency: int) -> AsyncIterator[Send]:
         yield send
 
 
+@client("sdk-fast", "haorui-async AsyncSender.send (fast backend)", kind="sdk")
+async def sdk_fast(url: str, concurrency: int) -> AsyncIterator[Send]:
+    """The SDK on its fast backend (`FastTransport`, asyncio protocols), other defaults kept."""
+    from .. import AsyncSender
+    from .._fast import FastTransport
+
+    async with AsyncSender(
+        api_id=_account.API_ID,
+        api_password=_account.API_PASSWORD,
+        sender_id=_account.SENDER_ID,
+        base_url=url,
+        transport=FastTransport(url),
+    ) as sender:
+
+        async def send() -> None:
+            await sender.send(_account.PHONENUMBER, _account.TEXTMESSAGE)
+
+        yield send
+
+
 # -- hand-written peers ---------------------------------------------------------------------
 
 

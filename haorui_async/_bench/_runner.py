@@ -134,6 +134,8 @@ def run_benchmark(
 ) -> dict[str, Any]:
     """Run the benchmark and write `throughput.json`, `.md` and `.png` into `out_dir`.
 
+    Returns the results, `files` naming the files written (no plot without the load part).
+
     Raises `ValueError` for an unknown client or part, `RuntimeError` when the server does
     not start. A client that fails or crashes is recorded as such, never dropped.
     """
@@ -183,9 +185,12 @@ def run_benchmark(
         results["bulk"] = _bulk.run_bulk(sizes.bulk_messages)
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    written = [out_dir / JSON_NAME, out_dir / MARKDOWN_NAME]
+    results["files"] = [str(path) for path in written]
     (out_dir / JSON_NAME).write_text(_report.to_json_text(results), encoding="utf-8")
     (out_dir / MARKDOWN_NAME).write_text(_report.render_markdown(results), encoding="utf-8")
     if summaries:
+        results["files"].append(str(out_dir / PLOT_NAME))
         floor = summaries.get("floor", {})
         floor_best = max((s.rate for s in floor.values() if not s.failed), default=None)
         _report.write_plot(

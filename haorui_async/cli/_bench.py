@@ -107,7 +107,4 @@ def bench(
     )
     click.echo("")
     click.echo((out_dir / _runner.MARKDOWN_NAME).read_text(encoding="utf-8"))
-    written = [_runner.JSON_NAME, _runner.MARKDOWN_NAME]
-    if results["summary_objects"]:
-        written.append(_runner.PLOT_NAME)
-    click.echo("Written: " + ", ".join(str(out_dir / name) for name in written))
+    click.echo("Written: " + ", ".join(results["files"]))
