@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import platform
 import resource
 import subprocess
@@ -172,6 +173,8 @@ def main() -> None:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        # A shared machine: throughput figures move with the load, memory figures do not.
+        "load_average": os.getloadavg(),
     }
     (options.out / "bulk_memory.json").write_text(
         json.dumps({"machine": machine, "target_mb": TARGET_MB, "results": rows}, indent=2) + "\n"
