@@ -559,3 +559,112 @@ async def test_connection_reset_while_writing_is_write_error(
         with pytest.raises((httpx.WriteError, httpx.ReadError)) as caught:
             await exchange(transport, post(server.url, b"x" * BIG))
     assert isinstance(caught.value, httpx.WriteError)
+
+
+# -- the lean path: template() and send_raw() ------------------------------------------------
+
+SEND_SMS_HEADERS = [("Accept", "application/json"), ("Content-Type", "application/json")]
+
+
+async def test_send_raw_sends_the_template_and_returns_the_raw_answer(
+    parser: Parser, transports: list[FastTransport]
+) -> None:
+    heads: list[bytes] = []
+
+    async def record(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: RawServer
+    ) -> None:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+            heads.append(head + await reader.readexactly(length))
+            writer.write(answer_bytes("raw"))
+
+    async with RawServer(record).serving() as server:
+        port = server.url.rsplit(":", 1)[1].encode()
+        transport = FastTransport(server.url, parser=parser)
+        transports.append(transport)
+        template = transport.template("post", SEND_SMS_HEADERS)
+        status, headers, content = await transport.send_raw(
+            template, b"/api/SendSMS?x=1", b'{"a":1}', TIMEOUTS
+        )
+        again = await transport.send_raw(template, b"/api/SendSMS", b"")
+    assert status == 200
+    assert (b"content-type", b"application/json") in [(k.lower(), v) for k, v in headers]
+    assert content == answer_bytes("raw").split(b"\r\n\r\n")[1]
+    assert again[0] == 200
+    assert heads[0].lower() == (
+        b"post /api/sendsms?x=1 http/1.1\r\nhost: 127.0.0.1:%b\r\naccept: application/json\r\n"
+        b'content-type: application/json\r\ncontent-length: 7\r\n\r\n{"a":1}' % port
+    )
+    assert heads[1].lower().endswith(b"content-length: 0\r\n\r\n")
+    assert server.connections == 1
+
+
+@pytest.mark.parametrize(
+    ("method", "headers"),
+    [
+        ("PO ST", []),
+        ("POST", [("Bad Name", "x")]),
+        ("POST", [("X-Evil", "a\r\nInjected: yes")]),
+        ("POST", [("X-Padded", " x")]),
+        ("POST", [("Host", "elsewhere")]),
+        ("POST", [("Content-Length", "3")]),
+        ("POST", [("transfer-encoding", "chunked")]),
+    ],
+)
+def test_template_refuses_what_cannot_be_sent_as_it_stands(
+    method: str, headers: list[tuple[str, str]]
+) -> None:
+    transport = FastTransport("http://127.0.0.1:8000")
+    with pytest.raises(httpx.LocalProtocolError):
+        transport.template(method, headers)
+
+
+@pytest.mark.parametrize("target", [b"", b"/a b", b"/a\r\nX: y", b"/a\n"])
+async def test_send_raw_refuses_a_target_that_is_not_one(target: bytes) -> None:
+    transport = FastTransport("http://127.0.0.1:8000")
+    template = transport.template("POST", [])
+    with pytest.raises(httpx.LocalProtocolError):
+        await transport.send_raw(template, target)
+
+
+async def test_send_raw_on_a_closed_transport_is_refused() -> None:
+    transport = FastTransport("http://127.0.0.1:8000")
+    template = transport.template("POST", [])
+    await transport.aclose()
+    with pytest.raises(RuntimeError, match="closed"):
+        await transport.send_raw(template, b"/")
+
+
+async def test_send_raw_classifies_failures_as_handle_async_request_does(
+    parser: Parser,
+) -> None:
+    refused = FastTransport(f"http://127.0.0.1:{free_port()}", parser=parser)
+    with pytest.raises(httpx.ConnectError):
+        await refused.send_raw(refused.template("POST", []), b"/", b"{}")
+
+    async def close_after_reading(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: RawServer
+    ) -> None:
+        await server.read_request(reader)
+
+    async with RawServer(close_after_reading).serving() as server:
+        transport = FastTransport(server.url, parser=parser)
+        with pytest.raises(httpx.RemoteProtocolError):
+            await transport.send_raw(transport.template("POST", []), b"/", b"{}")
+        await transport.aclose()
+    assert server.requests == 1
+
+
+async def test_read_timer_that_fires_on_an_idle_connection_leaves_it_usable(
+    transports: list[FastTransport],
+) -> None:
+    async with RawServer(keep_answering(answer_bytes(None))).serving() as server:
+        transport = FastTransport(server.url)
+        transports.append(transport)
+        await exchange(transport, post(server.url, read=0.05))
+        await asyncio.sleep(0.15)
+        response = await exchange(transport, post(server.url, read=0.05))
+    assert response.status_code == 200
+    assert server.connections == 1
