@@ -296,19 +296,19 @@ class BulkJob:
             self.sent_now += 1
 
     async def run(self, sender: AsyncSender, rows: Iterator[Row], header: list[str]) -> None:
-        async with send_many(
-            sender, self.messages(rows, header), concurrency=self.concurrency
-        ) as bulk:
-            try:
+        bulk = send_many(sender, self.messages(rows, header), concurrency=self.concurrency)
+        try:
+            async with bulk:
                 async for outcome in bulk:
                     self.record(outcome)
-            finally:
-                # On cancellation: the sends that were in flight, as unknown, still recorded.
-                for outcome in bulk.unyielded:
-                    self.record(outcome)
-                # Journaled but never handed over, so never sent: the next run sends them.
-                self.journal.forget(row.row for row, _ in self.unhanded)
-                self.unhanded.clear()
+        finally:
+            # After the run has stopped: on cancellation, the sends that were in flight are
+            # there as unknown, and still recorded.
+            for outcome in bulk.unyielded:
+                self.record(outcome)
+            # Journaled but never handed over, so never sent: the next run sends them.
+            self.journal.forget(row.row for row, _ in self.unhanded)
+            self.unhanded.clear()
 
     def exit_code(self, interrupted: bool) -> int:
         if interrupted:

@@ -139,3 +139,30 @@ async def test_sigterm_lets_sends_in_flight_finish_so_the_rerun_has_no_unknown_r
     assert {line["kind"] for line in lines.values()} == {"sent"}
     digest = fingerprint(csv_path)
     assert all(emulator.count_for_uid(generated_uid(digest, r)) == 1 for r in lines)
+
+
+async def test_a_second_sigterm_cancels_the_sends_in_flight_and_records_them_unknown(
+    tmp_path: Path,
+) -> None:
+    async with serve(record="messages", latency=0.4) as slow:
+        csv_path = make_csv(tmp_path / "r.csv", "twice")
+        out = tmp_path / "out.jsonl"
+        journal = tmp_path / "out.jsonl.journal"
+        run = await start_bulk(slow.base_url, csv_path, out)
+        await wait_for_done_rows(journal, 40)
+        run.send_signal(signal.SIGTERM)
+        await asyncio.sleep(0.1)
+        run.send_signal(signal.SIGTERM)
+        _, stderr = await run.communicate()
+        assert run.returncode == 130, stderr.decode()
+        states = journal_states(journal)
+        # Every journaled row has an outcome: the cancelled ones are recorded as unknown.
+        assert set(states.values()) == {"done"}
+        lines = outcome_lines(out)
+        assert sorted(lines) == sorted(states)
+        unknown = [row for row, line in lines.items() if line["kind"] == "unknown"]
+        assert unknown
+        digest = fingerprint(csv_path)
+        for row, line in lines.items():
+            if line["kind"] == "sent":
+                assert slow.count_for_uid(generated_uid(digest, row)) == 1

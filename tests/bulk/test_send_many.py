@@ -394,3 +394,10 @@ async def test_a_cancelled_window_waiter_gives_up_its_place_in_the_queue() -> No
             await task
     assert window.free == 1
     assert not window.waiters
+    await window.acquire()
+    late = asyncio.create_task(window.acquire())
+    await asyncio.sleep(0)
+    late.cancel()  # no release came: it leaves the queue itself
+    with pytest.raises(asyncio.CancelledError):
+        await late
+    assert not window.waiters
