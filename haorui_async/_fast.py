@@ -249,8 +249,8 @@ class FastTransport(httpx.AsyncBaseTransport):
 
         `target` is the path and query, percent-encoded (`httpx.URL.raw_path`); the body
         goes with a Content-Length. Returns the status, the raw headers and the body, read
-        whole and not decoded (Content-Encoding is left to the caller). Timeouts are as
-        in `extensions["timeout"]`.
+        whole and decoded as its Content-Encoding says. Timeouts are as in
+        `extensions["timeout"]`.
 
         Raises:
             httpx.LocalProtocolError: `target` contains a space, CR or LF.
@@ -264,7 +264,10 @@ class FastTransport(httpx.AsyncBaseTransport):
             timeouts = _DEFAULT_TIMEOUTS
         conn = await self._acquire(None, timeouts)
         data = conn.encode(template, target, body)
-        status, headers, content, _ = await self._exchange(conn, data, None, timeouts)
+        status, headers, content, encoded = await self._exchange(conn, data, None, timeouts)
+        if encoded:
+            # Rare (the request asks for no encoding): httpx's decoders do it.
+            content = httpx.Response(status, headers=headers, content=content).content
         return status, headers, content
 
     # -- the pool -------------------------------------------------------------------------

@@ -293,11 +293,13 @@ async def test_body_delimited_by_the_end_of_the_connection_is_read_whole(
 async def test_compressed_body_is_decoded(parser: Parser, transports: list[FastTransport]) -> None:
     body = gzip.compress(b'{"uid": "gz"}')
     answer = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(body)
-    async with RawServer(serve_answers(answer + body)).serving() as server:
+    async with RawServer(serve_answers(answer + body, answer + body)).serving() as server:
         transport = FastTransport(server.url, parser=parser)
         transports.append(transport)
         response = await exchange(transport, post(server.url))
+        _, _, content = await transport.send_raw(transport.template("POST", []), b"/", b"{}")
     assert response.json() == {"uid": "gz"}
+    assert content == b'{"uid": "gz"}'
 
 
 @pytest.mark.parametrize(
