@@ -21,6 +21,11 @@ DEFAULT_HANG_SECONDS: Final = 30.0
 #: Delivery reports waiting to be pushed, at most; more are counted as dropped, so a
 #: benchmark with callbacks to a dead receiver cannot pile up tasks without bound.
 MAX_PENDING_REPORTS: Final = 10_000
+#: Seconds an idle keep-alive connection stays open. Well above the SDK's own idle expiry (4 s),
+#: so the client, not the emulator, closes idle connections even when a loaded event loop
+#: runs late: the emulator never drops a connection just as a request is written to it, which
+#: would be an unknown outcome nobody configured. (75 s is nginx's default.)
+DEFAULT_KEEP_ALIVE: Final = 75.0
 #: Where the command line's defaults differ from `EmulatorConfig`'s: a process started from the
 #: command line serves benchmarks of millions of messages, so it keeps counts, not messages.
 COMMAND_LINE_DEFAULTS: Final[Mapping[str, Any]] = {"record": "uids"}
@@ -137,6 +142,10 @@ class EmulatorConfig:
         default="Delivered",
         metadata=_option("delivery statuses and their weights, e.g. 'Delivered:0.9,Failed:0.1'"),
     )
+    keep_alive: float = attrs.field(
+        default=DEFAULT_KEEP_ALIVE,
+        metadata=_option("seconds an idle keep-alive connection stays open"),
+    )
     max_pending_reports: int = attrs.field(
         default=MAX_PENDING_REPORTS,
         metadata=_option("delivery reports waiting to be pushed at most; more are dropped"),
@@ -160,6 +169,7 @@ class EmulatorConfig:
             fields.slow_latency,
             fields.dlr_delay,
             fields.max_pending_reports,
+            fields.keep_alive,
         ):
             _not_negative(self, field, getattr(self, field.name))
         _check_mix(self, fields.dlr_statuses, self.dlr_statuses)

@@ -292,6 +292,7 @@ class Emulator:
             server_header=False,
             # Hung requests are released at shutdown; this bounds anything else.
             timeout_graceful_shutdown=5,
+            timeout_keep_alive=int(self.config.keep_alive),
             backlog=2048,
         )
         config.load()
