@@ -13,11 +13,13 @@ The path of one message, module by module:
 5. `_retry` decides whether to try again: only failures that prove the message was never
    accepted, unless the caller opts in.
 
-Around that path: `_pool` is the default backend (httpx's transport, sharded into small
-pools); `_delivery` reads what the gateway pushes to `callback_url`, and `_receiver` serves
-it as an ASGI app.
+Many messages: `_bulk.send_many()` runs a fixed pool of workers over any (async) iterable,
+one `Outcome` per input. Around that path: `_pool` is the default backend (httpx's
+transport, sharded into small pools); `_delivery` reads what the gateway pushes to
+`callback_url`, and `_receiver` serves it as an ASGI app.
 """
 
+from ._bulk import BulkReport, BulkSend, Outcome, OutcomeKind, send_all, send_many
 from ._defaults import DEFAULT_BASE_URL
 from ._delivery import (
     DeliveryReport,
@@ -46,6 +48,8 @@ from ._version import __version__
 
 __all__ = [
     "AsyncSender",
+    "BulkReport",
+    "BulkSend",
     "ConfigurationError",
     "DEFAULT_BASE_URL",
     "DeliveryReport",
@@ -55,6 +59,8 @@ __all__ = [
     "InvalidDeliveryReport",
     "InvalidMessage",
     "NotSent",
+    "Outcome",
+    "OutcomeKind",
     "OutcomeUnknown",
     "Rejected",
     "RetryPolicy",
@@ -70,5 +76,7 @@ __all__ = [
     "new_uid",
     "normalize_phonenumber",
     "parse_delivery_report",
+    "send_all",
+    "send_many",
     "text_info",
 ]

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Final, Literal
 
 import attrs
 
+from . import _defaults as defaults
 from ._exceptions import (
     ConfigurationError,
     HaoruiError,
@@ -51,12 +52,8 @@ __all__ = [
     "send_many",
 ]
 
-#: Seconds that sends in flight may take to finish after the caller stops early: a healthy
-#: gateway answers in well under a second, and each send already has its own timeouts.
-DEFAULT_GRACE: Final = 5.0
-#: The window of started-but-not-yielded messages, as a multiple of the concurrency: room for
-#: one slow message at the head of an ordered run without stalling every other worker at once.
-WINDOW_FACTOR: Final = 2
+DEFAULT_GRACE: Final = defaults.DEFAULT_GRACE
+WINDOW_FACTOR: Final = defaults.WINDOW_FACTOR
 
 OutcomeKind = Literal["sent", "failed", "rejected", "not_sent", "unknown", "invalid"]
 #: Every kind of outcome, in the order summaries list them.

@@ -40,6 +40,10 @@ DEFAULT_POOL_TIMEOUT: Final = 5.0
 #: The overall deadline of one send, retries and back-off included.
 DEFAULT_DEADLINE: Final = 60.0
 
+#: A rate limit lets this fraction of a second's worth of requests go out in one burst: a
+#: window of T seconds then holds at most rate * (T + RATE_LIMIT_BURST) request starts.
+RATE_LIMIT_BURST: Final = 0.1
+
 #: Requests in flight per sender. The pool holds as many connections, all kept alive, so a
 #: connection is never closed only to be opened again at the next message.
 DEFAULT_MAX_CONCURRENCY: Final = 100
@@ -48,6 +52,14 @@ DEFAULT_MAX_CONCURRENCY: Final = 100
 #: each request, so small pools keep that walk short; measured best between 2 and 8 (the
 #: benchmark suite in benchmarks/ shows the figures).
 DEFAULT_SHARD_SIZE: Final = 4
+
+# Bulk sending (send_many).
+#: Seconds that sends in flight may take to finish after the caller stops early: a healthy
+#: gateway answers in well under a second, and each send already has its own timeouts.
+DEFAULT_GRACE: Final = 5.0
+#: The window of started-but-not-yielded messages, as a multiple of the concurrency: room for
+#: one slow message at the head of an ordered run without stalling every other worker at once.
+WINDOW_FACTOR: Final = 2
 
 # Retries (only of failures that prove the message was never accepted).
 #: Total attempts, the first included.

@@ -14,13 +14,15 @@ import enum
 import logging
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Final, Literal
 
 import httpx
 
+from . import _bulk
 from . import _defaults as defaults
+from ._bulk import BulkReport, BulkSend
 from ._exceptions import (
     ConfigurationError,
     NotSent,
@@ -265,8 +267,10 @@ class AsyncSender:
             raise ConfigurationError(
                 "rate_limit: needs aiolimiter: pip install 'haorui-async[ratelimit]'"
             ) from None
-        # A one-second bucket: at most `rate_limit` requests start in any second.
-        return AsyncLimiter(rate_limit, 1.0)
+        # A leaky bucket that holds a tenth of a second's worth (at least one request), so
+        # bursts stay small: a window of T seconds sees at most rate * (T + 0.1) starts.
+        burst = max(1.0, rate_limit * defaults.RATE_LIMIT_BURST)
+        return AsyncLimiter(burst, burst / rate_limit)
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -380,6 +384,34 @@ class AsyncSender:
         assert result is not None
         return result
 
+    def send_many(
+        self,
+        messages: Iterable[SMS] | AsyncIterable[SMS],
+        *,
+        ordered: bool = False,
+        concurrency: int | None = None,
+        window: int | None = None,
+        grace: float = defaults.DEFAULT_GRACE,
+    ) -> BulkSend:
+        """Send many messages, at most `concurrency` at once; one `Outcome` per input.
+
+        `async for outcome in sender.send_many(messages)`: outcomes come as sends complete
+        (`ordered=True`: in input order). Memory is bounded by the concurrency, not by the
+        input's length. See `haorui_async._bulk.send_many` for stopping and cancellation.
+        """
+        return _bulk.send_many(
+            self, messages, ordered=ordered, concurrency=concurrency, window=window, grace=grace
+        )
+
+    async def send_all(
+        self,
+        messages: Iterable[SMS] | AsyncIterable[SMS],
+        *,
+        concurrency: int | None = None,
+    ) -> BulkReport:
+        """Send every message and gather the outcomes in input order, with counts per kind."""
+        return await _bulk.send_all(self, messages, concurrency=concurrency)
+
     def _encode(self, sms: SMS) -> tuple[httpx.URL, bytes]:
         params = build_params(
             sms,
@@ -398,21 +430,11 @@ class AsyncSender:
     ) -> SendResult:
         """One request for `sms`: wait for a slot, send, read the answer."""
         loop = asyncio.get_running_loop()
-        remaining = deadline - loop.time()
-        if self._paused_until > loop.time():
-            # The gateway asked the whole sender to slow down (429 with Retry-After).
-            pause = self._paused_until - loop.time()
-            if pause >= remaining:
-                raise NotSent(
-                    f"the gateway asked to pause {pause:.1f}s, past this send's deadline",
-                    message=sms,
-                    attempts=attempt,
-                )
-            await self._sleep(pause)
-            remaining = deadline - loop.time()
         if self._limiter is not None:
             await self._limiter.acquire()
-            remaining = deadline - loop.time()
+        if self._paused_until > loop.time():
+            await self._wait_out_pause(sms, deadline, attempt)
+        remaining = deadline - loop.time()
         if remaining <= 0:
             raise NotSent(
                 "the deadline passed before the request was sent", message=sms, attempts=attempt
@@ -427,12 +449,18 @@ class AsyncSender:
                     message=sms,
                     attempts=attempt,
                 ) from None
-            remaining = deadline - loop.time()
+            waited = True
         else:
             await semaphore.acquire()
+            waited = False
         try:
             if self._state is _State.CLOSED:
                 raise SenderClosed("this AsyncSender is closed; create a new one")
+            if waited:
+                if self._paused_until > loop.time():
+                    # A 429 arrived while this send waited for its slot.
+                    await self._wait_out_pause(sms, deadline, attempt)
+                remaining = deadline - loop.time()
             if remaining >= self._longest_timeout:
                 timeouts = self._timeouts
             else:
@@ -473,6 +501,18 @@ class AsyncSender:
                 "attempt %d uid=%s: accepted, message_id=%s", attempt, sms.uid, result.message_id
             )
         return result
+
+    async def _wait_out_pause(self, sms: SMS, deadline: float, attempt: int) -> None:
+        """Wait until the pause the gateway asked for (429 with Retry-After) is over."""
+        loop = asyncio.get_running_loop()
+        pause = self._paused_until - loop.time()
+        if pause >= deadline - loop.time():
+            raise NotSent(
+                f"the gateway asked to pause {pause:.1f}s, past this send's deadline",
+                message=sms,
+                attempts=attempt,
+            )
+        await self._sleep(pause)
 
     def _note_failure(self, exc: SendError, now: float) -> None:
         if logger.isEnabledFor(logging.DEBUG):

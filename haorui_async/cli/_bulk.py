@@ -34,6 +34,7 @@ from ._app import app
 from ._common import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
+    EXIT_INTERRUPTED,
     EXIT_SENT,
     EXIT_UNKNOWN,
     credentials,
@@ -45,8 +46,6 @@ if TYPE_CHECKING:
 
     from .._sender import AsyncSender
 
-#: A bulk run stopped by a signal before its end (the shell's convention: 128 + SIGINT).
-EXIT_INTERRUPTED: Final = 130
 REQUIRED_COLUMNS: Final = ("phonenumber", "textmessage")
 OPTIONAL_COLUMNS: Final = ("uid", "sms_type", "encoding", "sender_id", "callback_url")
 #: Read this many bytes at a time when fingerprinting the input.

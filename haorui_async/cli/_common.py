@@ -17,6 +17,7 @@ EXIT_SENT: Final = 0
 EXIT_FAILED: Final = 1  # the gateway refused it, or it provably was not sent
 EXIT_BAD_INPUT: Final = 2  # bad input or configuration: nothing was sent (click uses 2 too)
 EXIT_UNKNOWN: Final = 3  # it may have been sent: check before sending again
+EXIT_INTERRUPTED: Final = 130  # stopped by a signal before the end (the shell's 128 + SIGINT)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
