@@ -30,6 +30,7 @@ import h11
 import httpx
 
 from . import _defaults as defaults
+from ._exceptions import ConfigurationError
 
 try:
     import httptools
@@ -89,8 +90,9 @@ class FastTransport(httpx.AsyncBaseTransport):
         parser: "httptools", "h11", or "auto" (httptools when installed, else h11).
 
     Raises:
-        ValueError: base_url is not an absolute http(s) URL, an option is out of range,
-            httptools was asked for and is not installed, or `ssl_context` does not verify.
+        ConfigurationError (a ValueError): base_url is not an absolute http(s) URL, an option
+            is out of range, httptools was asked for and is not installed, or `ssl_context`
+            does not verify.
     """
 
     def __init__(
@@ -104,34 +106,44 @@ class FastTransport(httpx.AsyncBaseTransport):
     ) -> None:
         url = httpx.URL(base_url)
         if url.scheme not in ("http", "https") or not url.host:
-            raise ValueError(f"base_url: expected an absolute http(s) URL, got {str(url)!r}")
+            raise ConfigurationError(
+                f"base_url: expected an absolute http(s) URL, got {str(url)!r}"
+            )
         if isinstance(max_connections, bool) or not isinstance(max_connections, int):
-            raise ValueError(f"max_connections: expected an int >= 1, got {max_connections!r}")
+            raise ConfigurationError(
+                f"max_connections: expected an int >= 1, got {max_connections!r}"
+            )
         if max_connections < 1:
-            raise ValueError(f"max_connections: expected an int >= 1, got {max_connections!r}")
+            raise ConfigurationError(
+                f"max_connections: expected an int >= 1, got {max_connections!r}"
+            )
         if not keepalive_expiry >= 0:
-            raise ValueError(f"keepalive_expiry: expected seconds >= 0, got {keepalive_expiry!r}")
+            raise ConfigurationError(
+                f"keepalive_expiry: expected seconds >= 0, got {keepalive_expiry!r}"
+            )
         if parser == "auto":
             parser = "httptools" if HAVE_HTTPTOOLS else "h11"
         if parser == "httptools" and not HAVE_HTTPTOOLS:  # pragma: no cover - extras
-            raise ValueError("parser: httptools is not installed (pip install haorui-async[fast])")
+            raise ConfigurationError(
+                "parser: httptools is not installed (pip install haorui-async[fast])"
+            )
         if parser not in ("httptools", "h11"):
-            raise ValueError(f"parser: expected 'auto', 'httptools' or 'h11', got {parser!r}")
+            raise ConfigurationError(
+                f"parser: expected 'auto', 'httptools' or 'h11', got {parser!r}"
+            )
         self.parser: str = parser
         self._protocol: type[_Connection] = (
             _HttptoolsConnection if parser == "httptools" else _H11Connection
         )
 
+        if ssl_context is not None and not _is_verifying(ssl_context):
+            raise ConfigurationError(
+                "ssl_context: must verify certificates and host names "
+                "(verify_mode=CERT_REQUIRED, check_hostname=True)"
+            )
         self._ssl: ssl.SSLContext | None = None
         if url.scheme == "https":
-            if ssl_context is None:
-                ssl_context = ssl.create_default_context()
-            elif not _is_verifying(ssl_context):
-                raise ValueError(
-                    "ssl_context: must verify certificates and host names "
-                    "(verify_mode=CERT_REQUIRED, check_hostname=True)"
-                )
-            self._ssl = ssl_context
+            self._ssl = ssl_context or ssl.create_default_context()
         self._host = url.host
         self._port = url.port or _DEFAULT_PORTS[url.raw_scheme]
         # What `request.url` must show to be served here (httpx leaves a default port None).

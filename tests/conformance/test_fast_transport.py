@@ -12,6 +12,7 @@ from typing import Any, Literal
 import httpx
 import pytest
 
+from haorui_async import ConfigurationError
 from haorui_async._fast import FastTransport
 
 from ._servers import HOST, RawServer, answer_bytes, free_port, reset
@@ -104,7 +105,7 @@ def test_invalid_options_are_refused_naming_the_option(
     options: dict[str, Any], complaint: str
 ) -> None:
     options = {"base_url": "http://127.0.0.1:1", **options}
-    with pytest.raises(ValueError, match=complaint):
+    with pytest.raises(ConfigurationError, match=complaint):
         FastTransport(**options)
 
 
@@ -113,8 +114,9 @@ def test_ssl_context_that_does_not_verify_is_refused(verify_mode: ssl.VerifyMode
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = verify_mode
-    with pytest.raises(ValueError, match="ssl_context"):
-        FastTransport("https://127.0.0.1:1", ssl_context=context)
+    for url in ("https://127.0.0.1:1", "http://127.0.0.1:1"):
+        with pytest.raises(ConfigurationError, match="ssl_context"):
+            FastTransport(url, ssl_context=context)
 
 
 def test_repr_names_origin_parser_and_size() -> None:
