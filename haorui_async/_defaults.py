@@ -14,6 +14,10 @@ SEND_SMS_PATH: Final = "/api/SendSMS"
 #: the vendor family documents both forms and recommends POST.
 DEFAULT_METHOD: Final = "POST"
 
+#: httpx's own transport (sharded into small pools) is the default: respx intercepts it in
+#: users' tests. "fast" is opt-in (see docs/backends.md for the measured difference).
+DEFAULT_BACKEND: Final = "httpx"
+
 #: Transactional is the safe default: one-time codes and alerts are transactional, and
 #: marketing traffic may be filtered by do-not-disturb lists.
 DEFAULT_SMS_TYPE: Final = "T"

@@ -31,6 +31,7 @@ import httpx
 
 from . import _defaults as defaults
 from ._exceptions import ConfigurationError
+from ._tls import verifying_context
 
 try:
     import httptools
@@ -63,10 +64,6 @@ class RequestTemplate(NamedTuple):
     block: bytes
 
 
-def _is_verifying(context: ssl.SSLContext) -> bool:
-    return context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
-
-
 class FastTransport(httpx.AsyncBaseTransport):
     """An HTTP/1.1 transport for one origin, built for many small requests in flight.
 
@@ -85,8 +82,8 @@ class FastTransport(httpx.AsyncBaseTransport):
         max_connections: connections open at most.
         keepalive_expiry: seconds an idle connection may be reused.
         ssl_context: the TLS settings for https (e.g. a context that trusts a private CA);
-            by default `ssl.create_default_context()`. It must verify certificates and host
-            names.
+            by default `ssl.create_default_context()` over certifi's CA bundle (as httpx
+            uses). It must verify certificates and host names.
         parser: "httptools", "h11", or "auto" (httptools when installed, else h11).
 
     Raises:
@@ -136,14 +133,10 @@ class FastTransport(httpx.AsyncBaseTransport):
             _HttptoolsConnection if parser == "httptools" else _H11Connection
         )
 
-        if ssl_context is not None and not _is_verifying(ssl_context):
-            raise ConfigurationError(
-                "ssl_context: must verify certificates and host names "
-                "(verify_mode=CERT_REQUIRED, check_hostname=True)"
-            )
+        checked_context = verifying_context(ssl_context) if ssl_context is not None else None
         self._ssl: ssl.SSLContext | None = None
         if url.scheme == "https":
-            self._ssl = ssl_context or ssl.create_default_context()
+            self._ssl = checked_context or verifying_context()
         self._host = url.host
         self._port = url.port or _DEFAULT_PORTS[url.raw_scheme]
         # What `request.url` must show to be served here (httpx leaves a default port None).

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 import httpx
 
 from . import _defaults as defaults
+from ._tls import verifying_context
 
 __all__ = ["ShardedTransport"]
 
@@ -70,7 +71,7 @@ class ShardedTransport(httpx.AsyncBaseTransport):
             max_connections=size, max_keepalive_connections=size, keepalive_expiry=keepalive_expiry
         )
         # One TLS context for every shard: loading the CA bundle takes tens of milliseconds.
-        context = ssl_context or httpx.create_ssl_context()
+        context = verifying_context(ssl_context)
         self.shards = [
             httpx.AsyncHTTPTransport(limits=limits, verify=context) for _ in range(count)
         ]

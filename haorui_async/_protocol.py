@@ -9,7 +9,7 @@ from __future__ import annotations
 import email.utils
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Final
 from urllib.parse import urlencode
 
@@ -182,17 +182,27 @@ def error_for_status(
     )
 
 
+def _header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> str | None:
+    for key, value in headers:
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
+
+
 def read_response(
     status_code: int,
-    headers: Mapping[str, str],
+    headers: Iterable[tuple[bytes, bytes]],
     body: bytes,
     message: SMS,
     *,
     attempts: int = 1,
 ) -> SendResult:
-    """Read the gateway's answer: a `SendResult`, or raise the `SendError` it amounts to."""
+    """Read the gateway's answer: a `SendResult`, or raise the `SendError` it amounts to.
+
+    `headers` are the raw (name, value) pairs; only `Retry-After` of a failure is read.
+    """
     if not 200 <= status_code < 300:
-        retry_after = parse_retry_after(headers.get("retry-after"))
+        retry_after = parse_retry_after(_header(headers, b"retry-after"))
         raise error_for_status(status_code, message, attempts=attempts, retry_after=retry_after)
     try:
         decoded = json.loads(body)

@@ -13,6 +13,7 @@ import asyncio
 import enum
 import logging
 import os
+import ssl
 import sys
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
 from types import TracebackType
@@ -32,6 +33,7 @@ from ._exceptions import (
     SendError,
     SubmissionFailed,
 )
+from ._fast import FastTransport
 from ._message import SMS
 from ._pool import ShardedTransport
 from ._protocol import SendResult, build_params, encode_json, encode_query, read_response
@@ -101,6 +103,9 @@ class AsyncSender:
         base_url: the gateway; defaults to `HAORUI_BASE_URL`, else `https://api.haorui.com`.
         method: "POST" (a JSON body; the default) or "GET" (everything in the query string,
             so the password sits in the URL on the wire).
+        backend: "httpx" (the default: httpx's own transport, sharded into small pools; respx
+            intercepts it in tests) or "fast" (`FastTransport`: asyncio protocols and httptools,
+            several times faster at high concurrency; respx does not intercept it).
         sms_type: the default `sms_type`, "T" (transactional) or "P" (promotional).
         encoding: the default `encoding`: "auto", "T" or "U".
         timeout: connect/read/write/pool timeouts of one request (an `httpx.Timeout` or seconds).
@@ -111,6 +116,8 @@ class AsyncSender:
         retry: the `RetryPolicy`; `RetryPolicy(attempts=1)` turns retries off.
         retry_ambiguous: shortcut for `RetryPolicy(retry_ambiguous=True)`: also retry failures
             whose outcome is unknown. This risks duplicate SMS.
+        ssl_context: the TLS settings of the sender's own backend (e.g. to trust a private CA);
+            certificates and host names are always verified.
         transport: an `httpx.AsyncBaseTransport` to send through (e.g. `httpx.MockTransport`,
             a `FakeGateway`'s transport). Closed by `aclose()`.
         client: an `httpx.AsyncClient` of the caller's to send through. Not closed by `aclose()`.
@@ -128,6 +135,7 @@ class AsyncSender:
         sender_id: str | None = None,
         base_url: str | None = None,
         method: Literal["POST", "GET"] = defaults.DEFAULT_METHOD,
+        backend: Literal["httpx", "fast"] = defaults.DEFAULT_BACKEND,
         sms_type: Literal["P", "T"] = defaults.DEFAULT_SMS_TYPE,
         encoding: Literal["T", "U", "auto"] = defaults.DEFAULT_ENCODING,
         timeout: httpx.Timeout | float | None = None,
@@ -136,6 +144,7 @@ class AsyncSender:
         rate_limit: float | None = None,
         retry: RetryPolicy | None = None,
         retry_ambiguous: bool | None = None,
+        ssl_context: ssl.SSLContext | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         client: httpx.AsyncClient | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -200,6 +209,23 @@ class AsyncSender:
         else:
             install_httpx_log_filter()
 
+        if backend not in ("httpx", "fast"):
+            raise ConfigurationError(f"backend: expected 'httpx' or 'fast', got {backend!r}")
+        if backend == "fast" and (transport is not None or client is not None):
+            raise ConfigurationError(
+                "backend: 'fast' builds its own transport; drop transport/client"
+            )
+        self.backend = backend
+        self._fast: FastTransport | None = None
+        if backend == "fast":
+            self._fast = transport = FastTransport(
+                self.base_url,
+                max_connections=max_concurrency,
+                keepalive_expiry=defaults.DEFAULT_KEEPALIVE_EXPIRY,
+                ssl_context=ssl_context,
+            )
+            self._template = self._fast.template(method, self._headers)
+
         self._owns_client = client is None
         if client is not None:
             self._client = client
@@ -208,7 +234,7 @@ class AsyncSender:
             if transport is None:
                 # As many connections as requests in flight, all kept alive, split into small
                 # pools; TLS certificates are always verified.
-                transport = ShardedTransport(max_concurrency)
+                transport = ShardedTransport(max_concurrency, ssl_context=ssl_context)
             self._client = httpx.AsyncClient(transport=transport, timeout=self.timeout)
             # The lean path: the client's own layer (auth, redirects, cookies, event hooks,
             # its request log with the URL) does nothing for a SendSMS call, so the request
@@ -466,20 +492,28 @@ class AsyncSender:
             else:
                 timeouts = {k: min(v, remaining) for k, v in self._timeouts.items()}
             url, body = request_parts
-            request = httpx.Request(
-                self.method,
-                url,
-                headers=self._headers,
-                content=body,
-                extensions={"timeout": timeouts},
-            )
             failure: SendError | None = None
             try:
-                response = await self._handle(request)
-                try:
-                    content = await response.aread()
-                finally:
-                    await response.aclose()
+                if self._fast is not None:
+                    # The lean path: no httpx.Request or httpx.Response built per message.
+                    status_code, raw_headers, content = await self._fast.send_raw(
+                        self._template, url.raw_path, body, timeouts
+                    )
+                else:
+                    response = await self._handle(
+                        httpx.Request(
+                            self.method,
+                            url,
+                            headers=self._headers,
+                            content=body,
+                            extensions={"timeout": timeouts},
+                        )
+                    )
+                    try:
+                        content = await response.aread()
+                    finally:
+                        await response.aclose()
+                    status_code, raw_headers = response.status_code, response.headers.raw
             except Exception as exc:
                 failure = self._translate(exc, sms, attempt)
                 if failure.__cause__ is exc:
@@ -490,9 +524,7 @@ class AsyncSender:
         finally:
             semaphore.release()
         try:
-            result = read_response(
-                response.status_code, response.headers, content, sms, attempts=attempt
-            )
+            result = read_response(status_code, raw_headers, content, sms, attempts=attempt)
         except SendError as exc:
             self._note_failure(exc, loop.time())
             raise self._scrubbed(exc) from None

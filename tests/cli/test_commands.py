@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import socket
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import click
@@ -143,26 +140,33 @@ def _free_port() -> int:
 
 def test_the_emulator_command_serves_until_sigterm() -> None:
     port = _free_port()
-    seen: dict[str, object] = {}
-
-    def use_then_stop() -> None:
-        try:
-            for _ in range(500):
-                try:
-                    seen.update(httpx.get(f"http://127.0.0.1:{port}/_emulator/stats").json())
-                    break
-                except httpx.TransportError:
-                    time.sleep(0.02)
-        finally:
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    threading.Thread(target=use_then_stop).start()
-    result = CliRunner().invoke(
-        app, ["emulator", "--port", str(port), "--rate-503", "0.5", "--faults-accept"]
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from haorui_async.cli import main; main()",
+            "emulator",
+            "--port",
+            str(port),
+            "--rate-503",
+            "0.5",
+            "--faults-accept",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
-    assert result.exit_code == 0, result.output
-    assert result.output == f"listening on http://127.0.0.1:{port}\n"
-    assert seen["received"] == 0
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line == f"listening on http://127.0.0.1:{port}\n"
+        stats = httpx.get(f"http://127.0.0.1:{port}/_emulator/stats", timeout=10).json()
+        assert stats["received"] == 0
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    assert out == ""
 
 
 def test_demo_sends_one_then_fans_out_and_the_counts_add_up() -> None:

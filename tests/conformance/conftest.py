@@ -27,7 +27,7 @@ TIMEOUT = 5.0
 
 MakeSender = Callable[..., AsyncSender]
 
-BACKENDS = ["httpx", "fast-httptools", "fast-h11"]
+BACKENDS = ["httpx", "fast", "fast-h11-transport"]
 SERVERS = ["uvicorn-h11", "uvicorn-httptools", "hypercorn"]
 
 
@@ -97,9 +97,10 @@ def trusting_context(ca: trustme.CA) -> ssl.SSLContext:
 async def backend(request: pytest.FixtureRequest) -> AsyncIterator[MakeSender]:
     """A factory of `AsyncSender`s on each backend in turn, closed after the test.
 
-    `make(base_url, ssl_context=None, **options)`: "httpx" is the default backend (no
-    transport given); with `ssl_context`, an `httpx.AsyncHTTPTransport` that verifies
-    against it. "fast-*" is `FastTransport` with its httptools or h11 parser.
+    `make(base_url, ssl_context=None, **options)`: "httpx" is the default backend; "fast" is
+    `backend="fast"` (FastTransport's lean `send_raw` path, httptools); "fast-h11-transport"
+    is a `FastTransport` with its h11 parser given as `transport=` (its
+    `handle_async_request` path).
     """
     name: str = request.param
     senders: list[AsyncSender] = []
@@ -114,15 +115,17 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[MakeSender]:
         options.setdefault("timeout", TIMEOUT)
         options.setdefault("max_concurrency", 10)
         transport: httpx.AsyncBaseTransport | None = None
-        if name.startswith("fast"):
+        if name == "fast-h11-transport":
             transport = FastTransport(
                 base_url,
                 max_connections=options["max_concurrency"],
                 ssl_context=ssl_context,
-                parser="h11" if name == "fast-h11" else "httptools",
+                parser="h11",
             )
-        elif ssl_context is not None:
-            transport = httpx.AsyncHTTPTransport(verify=ssl_context)
+        else:
+            options["ssl_context"] = ssl_context
+            if name == "fast":
+                options["backend"] = "fast"
         sender = AsyncSender(base_url=base_url, transport=transport, **options)
         senders.append(sender)
         return sender

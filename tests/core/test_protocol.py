@@ -51,7 +51,7 @@ def test_error_for_status(status: int, error: type[Exception]) -> None:
 
 def test_read_response_keeps_unknown_keys_and_lowercase_status() -> None:
     body = b'{"message_id": "0042", "status": " s ", "remarks": 7, "uid": 12, "new": true}'
-    result = read_response(200, {}, body, SMS("8613912345678", "hi"))
+    result = read_response(200, [], body, SMS("8613912345678", "hi"))
     assert (result.message_id, result.remarks, result.uid) == ("0042", "", "12")
     assert result.body["new"] is True
 
@@ -60,5 +60,5 @@ def test_read_response_status_f_without_remarks() -> None:
     from haorui_async import SubmissionFailed
 
     with pytest.raises(SubmissionFailed, match="no remarks") as info:
-        read_response(200, {}, b'{"status": "F"}', SMS("8613912345678", "hi"))
+        read_response(200, [], b'{"status": "F"}', SMS("8613912345678", "hi"))
     assert info.value.remarks == ""

@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import json
 import pickle
+import ssl
 from collections.abc import Callable
 
 import httpx
@@ -331,3 +332,28 @@ async def test_rate_limit_wait_past_the_deadline_is_not_sent(
         await sender.send("8613912345678", "takes the only token")
         with pytest.raises(NotSent, match="deadline passed before the request was sent"):
             await sender.send("8613912345678", "waits a second for the next")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"backend": "curl"}, "^backend"),
+        ({"backend": "fast", "transport": httpx.MockTransport(accepted)}, "^transport, client"),
+        (
+            {"ssl_context": ssl.create_default_context(), "client": httpx.AsyncClient()},
+            "^transport",
+        ),
+    ],
+)
+def test_backend_options_are_checked(options: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        AsyncSender(api_id="A", api_password="p", **options)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("backend", ["httpx", "fast"])
+def test_tls_verification_cannot_be_turned_off(backend: str) -> None:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with pytest.raises(ConfigurationError, match="^ssl_context: must verify"):
+        AsyncSender(api_id="A", api_password="p", backend=backend, ssl_context=context)  # type: ignore[arg-type]

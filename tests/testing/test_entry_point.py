@@ -2,57 +2,21 @@
 
 from __future__ import annotations
 
-import io
 import os
 import runpy
 import signal
-import socket
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from haorui_async.testing import EmulatorConfig
 from haorui_async.testing._cli import build_parser, config_from_options, main
-from haorui_async.testing._server import run
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-class _StopWhenListening(io.StringIO):
-    """Captures the output of `run()`; once it says where it listens, asks for the stats and
-    sends this process SIGTERM, as a supervisor would."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.stats: dict[str, object] = {}
-
-    def flush(self) -> None:
-        super().flush()
-        url = self.getvalue().strip().removeprefix("listening on ")
-        threading.Thread(target=self._stop, args=(url,)).start()
-
-    def _stop(self, url: str) -> None:
-        try:
-            self.stats = httpx.get(url + "/_emulator/stats", timeout=5).json()
-        finally:
-            os.kill(os.getpid(), signal.SIGTERM)
-
-
-def test_run_prints_one_line_and_stops_on_sigterm() -> None:
-    out = _StopWhenListening()
-    run(EmulatorConfig(record="totals"), "127.0.0.1", 0, out=out)
-    lines = out.getvalue().splitlines()
-    assert len(lines) == 1
-    assert lines[0].startswith("listening on http://127.0.0.1:")
-    assert not lines[0].endswith(":0")
-    assert out.stats["record"] == "totals"
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
@@ -117,29 +81,6 @@ def test_an_option_out_of_range_exits_with_a_usage_error(
         main(["--rate-500", "2"])
     assert caught.value.code == 2
     assert "rate_500" in capsys.readouterr().err
-
-
-def test_main_serves_until_sigterm(capsys: pytest.CaptureFixture[str]) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    seen: dict[str, object] = {}
-
-    def use_then_stop() -> None:
-        try:
-            for _ in range(500):
-                try:
-                    seen.update(httpx.get(f"http://127.0.0.1:{port}/_emulator/stats").json())
-                    break
-                except httpx.TransportError:
-                    time.sleep(0.02)
-        finally:
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    threading.Thread(target=use_then_stop).start()
-    main(["--port", str(port), "--latency", "0.01"])
-    assert capsys.readouterr().out == f"listening on http://127.0.0.1:{port}\n"
-    assert seen["record"] == "uids"
 
 
 def test_running_the_package_parses_the_command_line() -> None:
