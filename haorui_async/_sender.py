@@ -211,9 +211,12 @@ class AsyncSender:
 
         if backend not in ("httpx", "fast"):
             raise ConfigurationError(f"backend: expected 'httpx' or 'fast', got {backend!r}")
-        if backend == "fast" and (transport is not None or client is not None):
+        if (backend == "fast" or ssl_context is not None) and (
+            transport is not None or client is not None
+        ):
             raise ConfigurationError(
-                "backend: 'fast' builds its own transport; drop transport/client"
+                "transport, client: the sender builds its own transport for backend='fast' or "
+                "ssl_context=; give those to your transport or client instead"
             )
         self.backend = backend
         self._fast: FastTransport | None = None
