@@ -120,7 +120,12 @@ def emulator_arguments(options: dict[str, Any]) -> list[str]:
 
 
 async def _demo(
-    console: Console, count: int, concurrency: int, method: str, emulator_args: Sequence[str]
+    console: Console,
+    count: int,
+    concurrency: int,
+    method: str,
+    emulator_args: Sequence[str],
+    backend: str = "httpx",
 ) -> int:
     """The whole demo; returns the exit code."""
     async with emulator_process(emulator_args) as base_url:
@@ -131,8 +136,10 @@ async def _demo(
             sender_id=DEMO_SENDER_ID,
             base_url=base_url,
             method="GET" if method == "GET" else "POST",
+            backend="fast" if backend == "fast" else "httpx",
             max_concurrency=concurrency,
         ) as sender:
+            console.print(f"backend: {backend}")
             try:
                 result = await sender.send(DEMO_PHONENUMBER, "Your code is 112233")
             except SendError as error:
@@ -241,8 +248,15 @@ def _summary(
     default="POST",
     show_default=True,
 )
+@click.option(
+    "--backend",
+    type=click.Choice(["httpx", "fast"]),
+    default="httpx",
+    show_default=True,
+    help="The SDK's backend: httpx's transport, or the fast one (asyncio protocols).",
+)
 @emulator_options
-def demo(count: int, concurrency: int, method: str, **options: Any) -> None:
+def demo(count: int, concurrency: int, method: str, backend: str, **options: Any) -> None:
     """Start the emulator on a free loopback port, send one SMS, then fan out N sends.
 
     Nothing leaves this machine: the emulator listens on 127.0.0.1 and accepts the demo
@@ -256,4 +270,6 @@ def demo(count: int, concurrency: int, method: str, **options: Any) -> None:
         raise click.BadParameter(str(exc)) from None
     arguments = emulator_arguments(options)
     console = Console()
-    raise SystemExit(asyncio.run(_demo(console, count, concurrency, method.upper(), arguments)))
+    raise SystemExit(
+        asyncio.run(_demo(console, count, concurrency, method.upper(), arguments, backend))
+    )

@@ -169,6 +169,13 @@ def test_the_emulator_command_serves_until_sigterm() -> None:
     assert out == ""
 
 
+def test_demo_runs_on_the_fast_backend() -> None:
+    result = CliRunner().invoke(app, ["demo", "-n", "50", "--backend", "fast"])
+    assert result.exit_code == 0, result.output
+    assert "backend: fast" in result.output
+    assert re.search(r"\bsent\W+50\b", result.output), result.output
+
+
 def test_demo_sends_one_then_fans_out_and_the_counts_add_up() -> None:
     result = CliRunner().invoke(app, ["demo", "-n", "150", "--concurrency", "4"])
     assert result.exit_code == 0, result.output
