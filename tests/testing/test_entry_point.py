@@ -83,10 +83,11 @@ def test_an_option_out_of_range_exits_with_a_usage_error(
     assert "rate_500" in capsys.readouterr().err
 
 
-def test_running_the_package_parses_the_command_line() -> None:
+def test_running_the_package_parses_the_command_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    # An option out of range: a usage error before anything starts (never a server left running).
+    monkeypatch.setattr(sys, "argv", ["python -m haorui_async.testing", "--rate-500", "2"])
     with pytest.raises(SystemExit) as caught:
         runpy.run_module("haorui_async.testing", run_name="__main__", alter_sys=False)
-    # pytest's own arguments are not the emulator's: a usage error, before anything starts.
     assert caught.value.code == 2
 
 
