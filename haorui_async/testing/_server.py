@@ -26,6 +26,7 @@ from typing import IO, Any, Final
 import httpx
 import uvicorn
 
+from .._pool import ShardedTransport
 from ._config import EmulatorConfig
 from ._faults import (
     DropConnection,
@@ -35,6 +36,9 @@ from ._faults import (
     RespondWith,
 )
 from ._model import STATS_PATH, GatewayModel, Message, Reply, delivery_report
+
+#: Delivery reports pushed at once; the others wait their turn.
+_PUSHES_IN_FLIGHT: Final = 50
 
 __all__ = ["Emulator", "run", "serve"]
 
@@ -252,9 +256,10 @@ class Emulator:
         assert message.callback_url is not None
         await asyncio.sleep(self.config.dlr_delay)
         try:
-            response = await self._client.post(
-                message.callback_url, json=delivery_report(message, status)
-            )
+            async with self._push_slots:
+                response = await self._client.post(
+                    message.callback_url, json=delivery_report(message, status)
+                )
         except httpx.HTTPError:
             self.reports["failed"] += 1
             return
@@ -303,7 +308,10 @@ class Emulator:
         server.lifespan = config.lifespan_class(config)
         self._server = server
         self._closing = asyncio.Event()
-        self._client = httpx.AsyncClient(timeout=5.0)
+        # Pushes wait for one of a few slots here, not in httpx's pool: a pool with a long
+        # queue of requests walks it on every response (see the backends docs).
+        self._push_slots = asyncio.Semaphore(_PUSHES_IN_FLIGHT)
+        self._client = httpx.AsyncClient(transport=ShardedTransport(_PUSHES_IN_FLIGHT), timeout=5.0)
         main_loop: asyncio.Task[None] | None = None
         try:
             await server.startup(sockets=[sock])
