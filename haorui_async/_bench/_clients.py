@@ -91,16 +91,15 @@ async def sdk_httpx(url: str, concurrency: int) -> AsyncIterator[Send]:
 
 @client("sdk-fast", "haorui-async AsyncSender.send (fast backend)", kind="sdk")
 async def sdk_fast(url: str, concurrency: int) -> AsyncIterator[Send]:
-    """The SDK on its fast backend (`FastTransport`, asyncio protocols), other defaults kept."""
+    """The SDK on its fast backend (`backend="fast"`: asyncio protocols), other defaults kept."""
     from .. import AsyncSender
-    from .._fast import FastTransport
 
     async with AsyncSender(
         api_id=_account.API_ID,
         api_password=_account.API_PASSWORD,
         sender_id=_account.SENDER_ID,
         base_url=url,
-        transport=FastTransport(url),
+        backend="fast",
     ) as sender:
 
         async def send() -> None:
