@@ -53,9 +53,10 @@ RATE_LIMIT_BURST: Final = 0.1
 DEFAULT_MAX_CONCURRENCY: Final = 100
 
 #: Connections per shard of the default backend. httpcore walks every connection of a pool on
-#: each request, so small pools keep that walk short; measured best between 2 and 8 (the
-#: benchmark suite in benchmarks/ shows the figures).
-DEFAULT_SHARD_SIZE: Final = 4
+#: each request and each response close, so the smallest pools are the fastest: measured on a
+#: 2-core machine at 100 and 1000 sends in flight, shards of 1 connection beat 2, 4 and 8
+#: (docs/backends.md has the figures and the command).
+DEFAULT_SHARD_SIZE: Final = 1
 
 # Bulk sending (send_many).
 #: Seconds that sends in flight may take to finish after the caller stops early: a healthy
