@@ -73,14 +73,17 @@ def _check(decoded: Any) -> None:
 # -- the SDK --------------------------------------------------------------------------------
 
 
-@client("sdk-httpx", "haorui-async AsyncSender.send (httpx backend)", kind="sdk")
-async def sdk_httpx(url: str, concurrency: int) -> AsyncIterator[Send]:
-    """The SDK as shipped: `AsyncSender` with its defaults (its own semaphore and pool)."""
+@contextlib.asynccontextmanager
+async def _sdk(url: str, backend: Literal["httpx", "fast"]) -> AsyncIterator[Send]:
+    """`AsyncSender.send` on `backend`, every other default kept (its semaphore, its pool)."""
     from .. import AsyncSender
 
-    api_id, password = _account.API_ID, _account.API_PASSWORD
     async with AsyncSender(
-        api_id=api_id, api_password=password, sender_id=_account.SENDER_ID, base_url=url
+        api_id=_account.API_ID,
+        api_password=_account.API_PASSWORD,
+        sender_id=_account.SENDER_ID,
+        base_url=url,
+        backend=backend,
     ) as sender:
 
         async def send() -> None:
@@ -89,22 +92,17 @@ async def sdk_httpx(url: str, concurrency: int) -> AsyncIterator[Send]:
         yield send
 
 
+@client("sdk-httpx", "haorui-async AsyncSender.send (httpx backend)", kind="sdk")
+async def sdk_httpx(url: str, concurrency: int) -> AsyncIterator[Send]:
+    """The SDK as shipped: `AsyncSender` with its defaults (its own semaphore and pool)."""
+    async with _sdk(url, "httpx") as send:
+        yield send
+
+
 @client("sdk-fast", "haorui-async AsyncSender.send (fast backend)", kind="sdk")
 async def sdk_fast(url: str, concurrency: int) -> AsyncIterator[Send]:
     """The SDK on its fast backend (`backend="fast"`: asyncio protocols), other defaults kept."""
-    from .. import AsyncSender
-
-    async with AsyncSender(
-        api_id=_account.API_ID,
-        api_password=_account.API_PASSWORD,
-        sender_id=_account.SENDER_ID,
-        base_url=url,
-        backend="fast",
-    ) as sender:
-
-        async def send() -> None:
-            await sender.send(_account.PHONENUMBER, _account.TEXTMESSAGE)
-
+    async with _sdk(url, "fast") as send:
         yield send
 
 
