@@ -20,9 +20,11 @@ from haorui_async._secrets import Secret, install_httpx_log_filter, scrub
 
 from .conftest import API_ID, accepted
 
+# Random passwords behind a marker the SDK never writes by itself, so a hit is a leak and never
+# a password that happens to spell a word of the SDK's own messages ("OutcomeUnk").
 passwords = st.text(
-    alphabet=st.characters(min_codepoint=0x20, codec="utf-8"), min_size=10, max_size=40
-).filter(lambda p: p.strip() == p and p.strip())
+    alphabet=st.characters(min_codepoint=0x20, codec="utf-8"), min_size=6, max_size=40
+).map(lambda p: "\U0001f511" + p)
 
 
 def _handlers(password: str) -> dict[str, Callable[[httpx.Request], httpx.Response]]:
