@@ -19,6 +19,7 @@ from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Final, Literal
 
+import attrs
 import httpx
 
 from . import _bulk
@@ -26,6 +27,7 @@ from . import _defaults as defaults
 from ._bulk import BulkReport, BulkSend
 from ._exceptions import (
     ConfigurationError,
+    InvalidMessage,
     NotSent,
     OutcomeUnknown,
     Rejected,
@@ -151,10 +153,13 @@ class AsyncSender:
     ) -> None:
         self.api_id = _from_env(api_id, defaults.ENV_API_ID, "api_id")
         self._password = Secret(_from_env(api_password, defaults.ENV_API_PASSWORD, "api_password"))
-        # Reuse the SMS validators, so a bad default is reported like a bad message field.
-        defaults_probe = SMS(
-            "10000000", "x", sms_type=sms_type, encoding=encoding, sender_id=sender_id
-        )
+        # The SMS validators check the defaults too, so both say the same about a bad value.
+        try:
+            defaults_probe = SMS(
+                "10000000", "x", sms_type=sms_type, encoding=encoding, sender_id=sender_id
+            )
+        except InvalidMessage as exc:
+            raise ConfigurationError(str(exc)) from None
         self.sender_id = defaults_probe.sender_id
         self.sms_type: str = defaults_probe.sms_type or defaults.DEFAULT_SMS_TYPE
         self.encoding: str = defaults_probe.encoding or defaults.DEFAULT_ENCODING
@@ -180,13 +185,7 @@ class AsyncSender:
 
         self.retry = retry if retry is not None else RetryPolicy()
         if retry_ambiguous is not None:
-            self.retry = RetryPolicy(
-                attempts=self.retry.attempts,
-                backoff_base=self.retry.backoff_base,
-                backoff_max=self.retry.backoff_max,
-                retry_after_cap=self.retry.retry_after_cap,
-                retry_ambiguous=retry_ambiguous,
-            )
+            self.retry = attrs.evolve(self.retry, retry_ambiguous=retry_ambiguous)
 
         self.timeout = self._check_timeout(timeout)
         self._timeouts: dict[str, float] = {

@@ -185,7 +185,7 @@ def test_missing_credentials_are_a_clear_error(
     ],
 )
 def test_bad_options_are_clear_errors(option: str, value: object, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ConfigurationError, match=message):
         AsyncSender(api_id="A", api_password="p", **{option: value})  # type: ignore[arg-type]
 
 
