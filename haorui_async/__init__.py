@@ -6,9 +6,9 @@ The path of one message, module by module:
    `_encoding` chooses GSM text or Unicode and counts the parts.
 2. `_sender.AsyncSender.send()` takes it; `_protocol.build_params()` adds the credentials
    (kept in a `_secrets.Secret`) and the sender's defaults, and encodes the request.
-3. `_sender.AsyncSender._attempt()` waits for a slot in the semaphore and hands one
-   `httpx.Request` to the pooled transport; `_translate()` turns any failure into the SDK's
-   exception tree (`_exceptions`).
+3. `_sender.AsyncSender._attempt()` waits for its turn (rate limit, a 429 pause, a slot in
+   the semaphore) and hands one request to the pooled transport; `_translate()` turns any
+   failure into the SDK's exception tree (`_exceptions`).
 4. `_protocol.read_response()` reads the answer: a `SendResult`, or the error it amounts to.
 5. `_retry` decides whether to try again: only failures that prove the message was never
    accepted, unless the caller opts in.

@@ -2,9 +2,10 @@
 
 The path of one message: `send()` builds and validates an `SMS`; `send_message()` makes the
 first attempt outside tenacity (a first-attempt success pays nothing for the retry machinery);
-`_attempt()` waits for a slot in the semaphore, builds an `httpx.Request` and hands it to the
-transport; every failure is translated in `_translate()`, the one place where httpx's errors
-become the SDK's; the answer is read by `_protocol.read_response()`.
+`_attempt()` is one request: `_take_turn()` waits for the rate limit, a pause the gateway asked
+for and a slot in the semaphore; `_exchange()` hands the request to the transport and reads
+the answer, and every failure is translated in `_translate()`, the one place where httpx's
+errors become the SDK's; the answer is read by `_protocol.read_response()`.
 """
 
 from __future__ import annotations
@@ -456,7 +457,33 @@ class AsyncSender:
     async def _attempt(
         self, sms: SMS, request_parts: tuple[httpx.URL, bytes], deadline: float, attempt: int
     ) -> SendResult:
-        """One request for `sms`: wait for a slot, send, read the answer."""
+        """One request for `sms`: wait for its turn, send, read the answer."""
+        remaining = await self._take_turn(sms, deadline, attempt)
+        try:
+            if self._state is _State.CLOSED:
+                raise SenderClosed("this AsyncSender is closed; create a new one")
+            status_code, raw_headers, content = await self._exchange(
+                sms, request_parts, remaining, attempt
+            )
+        finally:
+            self._semaphore.release()
+        try:
+            result = read_response(status_code, raw_headers, content, sms, attempts=attempt)
+        except SendError as exc:
+            self._note_failure(exc, asyncio.get_running_loop().time())
+            raise self._scrubbed(exc) from None
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "attempt %d uid=%s: accepted, message_id=%s", attempt, sms.uid, result.message_id
+            )
+        return result
+
+    async def _take_turn(self, sms: SMS, deadline: float, attempt: int) -> float:
+        """Wait for the rate limit, a pause the gateway asked for, and a slot; hold the slot.
+
+        Returns the seconds left before the deadline. Raises `NotSent` if the deadline passes
+        first: nothing was sent.
+        """
         loop = asyncio.get_running_loop()
         if self._limiter is not None:
             await self._limiter.acquire()
@@ -468,73 +495,63 @@ class AsyncSender:
                 "the deadline passed before the request was sent", message=sms, attempts=attempt
             )
         semaphore = self._semaphore
-        if semaphore.locked():
-            try:
-                await _wait_acquire(semaphore, remaining)
-            except asyncio.TimeoutError:
-                raise NotSent(
-                    f"no free slot among {self.max_concurrency} before the deadline",
-                    message=sms,
-                    attempts=attempt,
-                ) from None
-            waited = True
-        else:
+        if not semaphore.locked():
             await semaphore.acquire()
-            waited = False
+            return remaining
         try:
-            if self._state is _State.CLOSED:
-                raise SenderClosed("this AsyncSender is closed; create a new one")
-            if waited:
-                if self._paused_until > loop.time():
-                    # A 429 arrived while this send waited for its slot.
-                    await self._wait_out_pause(sms, deadline, attempt)
-                remaining = deadline - loop.time()
-            if remaining >= self._longest_timeout:
-                timeouts = self._timeouts
-            else:
-                timeouts = {k: min(v, remaining) for k, v in self._timeouts.items()}
-            url, body = request_parts
-            failure: SendError | None = None
+            await _wait_acquire(semaphore, remaining)
+        except asyncio.TimeoutError:
+            raise NotSent(
+                f"no free slot among {self.max_concurrency} before the deadline",
+                message=sms,
+                attempts=attempt,
+            ) from None
+        if self._paused_until > loop.time():
+            # A 429 arrived while this send waited for its slot.
             try:
-                if self._fast is not None:
-                    # The lean path: no httpx.Request or httpx.Response built per message.
-                    status_code, raw_headers, content = await self._fast.send_raw(
-                        self._template, url.raw_path, body, timeouts
-                    )
-                else:
-                    response = await self._handle(
-                        httpx.Request(
-                            self.method,
-                            url,
-                            headers=self._headers,
-                            content=body,
-                            extensions={"timeout": timeouts},
-                        )
-                    )
-                    try:
-                        content = await response.aread()
-                    finally:
-                        await response.aclose()
-                    status_code, raw_headers = response.status_code, response.headers.raw
-            except Exception as exc:
-                failure = self._translate(exc, sms, attempt)
-                if failure.__cause__ is exc:
-                    raise failure from exc
-            if failure is not None:
-                # Raised outside the except block: the original carried the password.
-                raise failure
-        finally:
-            semaphore.release()
+                await self._wait_out_pause(sms, deadline, attempt)
+            except BaseException:
+                semaphore.release()
+                raise
+        return deadline - loop.time()
+
+    async def _exchange(
+        self, sms: SMS, request_parts: tuple[httpx.URL, bytes], remaining: float, attempt: int
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """Send one request and read the whole answer: status, raw headers, body.
+
+        Every failure is translated by `_translate()`.
+        """
+        if remaining >= self._longest_timeout:
+            timeouts = self._timeouts
+        else:
+            timeouts = {k: min(v, remaining) for k, v in self._timeouts.items()}
+        url, body = request_parts
+        failure: SendError | None = None
         try:
-            result = read_response(status_code, raw_headers, content, sms, attempts=attempt)
-        except SendError as exc:
-            self._note_failure(exc, loop.time())
-            raise self._scrubbed(exc) from None
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug(
-                "attempt %d uid=%s: accepted, message_id=%s", attempt, sms.uid, result.message_id
+            if self._fast is not None:
+                # The lean path: no httpx.Request or httpx.Response built per message.
+                return await self._fast.send_raw(self._template, url.raw_path, body, timeouts)
+            response = await self._handle(
+                httpx.Request(
+                    self.method,
+                    url,
+                    headers=self._headers,
+                    content=body,
+                    extensions={"timeout": timeouts},
+                )
             )
-        return result
+            try:
+                content = await response.aread()
+            finally:
+                await response.aclose()
+            return response.status_code, response.headers.raw, content
+        except Exception as exc:
+            failure = self._translate(exc, sms, attempt)
+            if failure.__cause__ is exc:
+                raise failure from exc
+        # Raised outside the except block: the original carried the password.
+        raise failure
 
     async def _wait_out_pause(self, sms: SMS, deadline: float, attempt: int) -> None:
         """Wait until the pause the gateway asked for (429 with Retry-After) is over."""

@@ -16,11 +16,12 @@ from haorui_async import (
     ConfigurationError,
     InvalidMessage,
     NotSent,
+    RetryPolicy,
     SenderClosed,
     SubmissionFailed,
 )
 
-from .conftest import API_ID, PASSWORD, accepted, request_params
+from .conftest import API_ID, PASSWORD, FakeSleep, accepted, request_params
 
 
 async def test_post_sends_the_documented_json_body(make_sender: Callable[..., AsyncSender]) -> None:
@@ -357,3 +358,70 @@ def test_tls_verification_cannot_be_turned_off(backend: str) -> None:
     context.verify_mode = ssl.CERT_NONE
     with pytest.raises(ConfigurationError, match="^ssl_context: must verify"):
         AsyncSender(api_id="A", api_password="p", backend=backend, ssl_context=context)  # type: ignore[arg-type]
+
+
+async def test_a_429_that_arrives_while_a_send_waits_for_its_slot_holds_it_too(
+    fake_sleep: FakeSleep,
+) -> None:
+    gate = asyncio.Event()
+    answers = iter([httpx.Response(429, headers={"Retry-After": "2"})])
+
+    class Transport(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            await gate.wait()
+            return next(answers, None) or accepted(request)
+
+    async with AsyncSender(
+        api_id="A",
+        api_password="p",
+        sender_id="HAORUI",
+        transport=Transport(),
+        max_concurrency=1,
+        retry=RetryPolicy(attempts=1),
+        sleep=fake_sleep,
+    ) as sender:
+        first = asyncio.ensure_future(sender.send("8613912345678", "answered 429"))
+        waiting = asyncio.ensure_future(sender.send("8613912345678", "waits for the slot"))
+        await asyncio.sleep(0.01)
+        gate.set()
+        with pytest.raises(NotSent, match="429"):
+            await first
+        # The waiter got the slot after the 429 and waited out the pause before sending.
+        await waiting
+        assert len(fake_sleep.calls) == 1
+        assert 1.0 < fake_sleep.calls[0] <= 2.0
+
+
+async def test_a_pause_past_the_deadline_after_a_slot_wait_gives_the_slot_back(
+    fake_sleep: FakeSleep,
+) -> None:
+    gate = asyncio.Event()
+    answers = iter([httpx.Response(429, headers={"Retry-After": "4"})])
+
+    class Transport(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            await gate.wait()
+            return next(answers, None) or accepted(request)
+
+    async with AsyncSender(
+        api_id="A",
+        api_password="p",
+        sender_id="HAORUI",
+        transport=Transport(),
+        max_concurrency=1,
+        retry=RetryPolicy(attempts=1),
+        deadline=5.0,
+        sleep=fake_sleep,
+    ) as sender:
+        first = asyncio.ensure_future(sender.send("8613912345678", "answered 429"))
+        waiting = asyncio.ensure_future(sender.send("8613912345678", "waits for the slot"))
+        await asyncio.sleep(1.5)
+        gate.set()
+        with pytest.raises(NotSent, match="429"):
+            await first
+        # 3.5 s of its deadline left, a 4 s pause: it gives up, and gives its slot back.
+        with pytest.raises(NotSent, match="pause"):
+            await waiting
+        # A later send (a fresh deadline) waits out the pause and finds the slot free.
+        result = await sender.send("8613912345678", "after the pause")
+    assert result.ok
