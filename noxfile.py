@@ -54,9 +54,7 @@ def bench(session: nox.Session) -> None:
 
     Writes benchmarks/results/throughput.{json,md,png}; `nox -s bench -- --full` runs longer.
     """
-    session.install(
-        "-e", ".[cli,emulator,fast]", *nox.project.dependency_groups(PYPROJECT, "bench")
-    )
+    session.install("-e", ".[cli,fast,bench]")
     session.run("python", "benchmarks/run.py", *session.posargs)
 
 

@@ -72,7 +72,7 @@ def bench(
 
     The emulator runs in its own process on 127.0.0.1; each client runs in a fresh process per
     round and concurrency. Writes a JSON of raw results, a markdown table with ratios and a
-    plot. Needs the `bench` dependency group (aiohttp, matplotlib, uvicorn, uvloop, httptools).
+    plot. Needs the `bench` extra: pip install "haorui-async[cli,fast,bench]".
     """
     import attrs
 
