@@ -43,7 +43,6 @@ if TYPE_CHECKING:
     from ._sender import AsyncSender
 
 __all__ = [
-    "DEFAULT_GRACE",
     "BulkReport",
     "BulkSend",
     "Outcome",
@@ -52,8 +51,6 @@ __all__ = [
     "send_many",
 ]
 
-DEFAULT_GRACE: Final = defaults.DEFAULT_GRACE
-WINDOW_FACTOR: Final = defaults.WINDOW_FACTOR
 
 OutcomeKind = Literal["sent", "failed", "rejected", "not_sent", "unknown", "invalid"]
 #: Every kind of outcome, in the order summaries list them.
@@ -414,7 +411,7 @@ def send_many(
     ordered: bool = False,
     concurrency: int | None = None,
     window: int | None = None,
-    grace: float = DEFAULT_GRACE,
+    grace: float = defaults.DEFAULT_GRACE,
 ) -> BulkSend:
     """Send every message of `messages` through `sender`, yielding one `Outcome` per item.
 
@@ -452,7 +449,9 @@ def send_many(
     size = _check_positive_int(
         "concurrency", sender.max_concurrency if concurrency is None else concurrency
     )
-    limit = _check_positive_int("window", WINDOW_FACTOR * size if window is None else window)
+    limit = _check_positive_int(
+        "window", defaults.WINDOW_FACTOR * size if window is None else window
+    )
     if not grace >= 0:
         raise ConfigurationError(f"grace: expected seconds >= 0, got {grace!r}")
     run = _Run(

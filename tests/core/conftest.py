@@ -22,6 +22,16 @@ def accepted(request: httpx.Request, **extra: Any) -> httpx.Response:
     )
 
 
+def scripted(*answers: httpx.Response) -> Callable[[httpx.Request], httpx.Response]:
+    """A handler that gives `answers` in turn, then the documented success answer."""
+    queue = iter(answers)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return next(queue, None) or accepted(request)
+
+    return handler
+
+
 def request_params(request: httpx.Request) -> dict[str, str]:
     """The SendSMS parameters of a request, from its JSON body (POST) or its query (GET)."""
     if request.method == "POST":

@@ -21,7 +21,7 @@ from haorui_async import (
     SubmissionFailed,
 )
 
-from .conftest import FakeSleep, accepted
+from .conftest import FakeSleep, accepted, scripted
 
 ATTEMPTS = 4
 
@@ -155,10 +155,7 @@ async def test_read_timeout_is_retried_when_the_caller_opts_in(
 async def test_retry_after_seconds_is_waited_out_then_succeeds(
     make_sender: Callable[..., AsyncSender], fake_sleep: FakeSleep
 ) -> None:
-    answers = iter([httpx.Response(429, headers={"Retry-After": "1"})])
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        return next(answers, None) or accepted(request)
+    handler = scripted(httpx.Response(429, headers={"Retry-After": "1"}))
 
     async with make_sender(handler) as sender:
         result = await sender.send("8613912345678", "hi")
@@ -171,10 +168,7 @@ async def test_retry_after_http_date_is_honoured(
     make_sender: Callable[..., AsyncSender], fake_sleep: FakeSleep
 ) -> None:
     when = email.utils.formatdate(time.time() + 3, usegmt=True)
-    answers = iter([httpx.Response(503, headers={"Retry-After": when})])
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        return next(answers, None) or accepted(request)
+    handler = scripted(httpx.Response(503, headers={"Retry-After": when}))
 
     async with make_sender(handler) as sender:
         await sender.send("8613912345678", "hi")
@@ -277,10 +271,7 @@ async def test_first_attempt_success_does_not_enter_tenacity(
 async def test_a_429_pauses_every_send_of_the_sender(
     make_sender: Callable[..., AsyncSender], fake_sleep: FakeSleep
 ) -> None:
-    answers = iter([httpx.Response(429, headers={"Retry-After": "2"})])
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        return next(answers, None) or accepted(request)
+    handler = scripted(httpx.Response(429, headers={"Retry-After": "2"}))
 
     async with make_sender(handler, retry=RetryPolicy(attempts=1)) as sender:
         with pytest.raises(NotSent):
@@ -294,13 +285,13 @@ async def test_a_429_pauses_every_send_of_the_sender(
 async def test_a_pause_past_the_deadline_is_not_sent(
     make_sender: Callable[..., AsyncSender], fake_sleep: FakeSleep
 ) -> None:
-    answers = iter([httpx.Response(429, headers={"Retry-After": "30"})])
+    answer = scripted(httpx.Response(429, headers={"Retry-After": "30"}))
     calls = 0
 
     def handler(request: httpx.Request) -> httpx.Response:
         nonlocal calls
         calls += 1
-        return next(answers, None) or accepted(request)
+        return answer(request)
 
     async with make_sender(handler, retry=RetryPolicy(attempts=1), deadline=5.0) as sender:
         with pytest.raises(NotSent):

@@ -21,7 +21,7 @@ from haorui_async import (
     SubmissionFailed,
 )
 
-from .conftest import API_ID, PASSWORD, FakeSleep, accepted, request_params
+from .conftest import API_ID, PASSWORD, FakeSleep, accepted, request_params, scripted
 
 
 async def test_post_sends_the_documented_json_body(make_sender: Callable[..., AsyncSender]) -> None:
@@ -289,14 +289,16 @@ def test_send_errors_pickle_with_their_fields() -> None:
 
 
 class _GatedTransport(httpx.AsyncBaseTransport):
-    """Answers only once `gate` is set, so tests can hold a slot."""
+    """Answers only once `gate` is set, so tests can hold a slot: `answers` in turn, then the
+    documented success answer."""
 
-    def __init__(self) -> None:
+    def __init__(self, *answers: httpx.Response) -> None:
         self.gate = asyncio.Event()
+        self._answer = scripted(*answers)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         await self.gate.wait()
-        return accepted(request)
+        return self._answer(request)
 
 
 async def test_a_send_waits_for_a_slot_then_goes_out() -> None:
@@ -363,19 +365,13 @@ def test_tls_verification_cannot_be_turned_off(backend: str) -> None:
 async def test_a_429_that_arrives_while_a_send_waits_for_its_slot_holds_it_too(
     fake_sleep: FakeSleep,
 ) -> None:
-    gate = asyncio.Event()
-    answers = iter([httpx.Response(429, headers={"Retry-After": "2"})])
-
-    class Transport(httpx.AsyncBaseTransport):
-        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-            await gate.wait()
-            return next(answers, None) or accepted(request)
+    transport = _GatedTransport(httpx.Response(429, headers={"Retry-After": "2"}))
 
     async with AsyncSender(
         api_id="A",
         api_password="p",
         sender_id="HAORUI",
-        transport=Transport(),
+        transport=transport,
         max_concurrency=1,
         retry=RetryPolicy(attempts=1),
         sleep=fake_sleep,
@@ -383,7 +379,7 @@ async def test_a_429_that_arrives_while_a_send_waits_for_its_slot_holds_it_too(
         first = asyncio.ensure_future(sender.send("8613912345678", "answered 429"))
         waiting = asyncio.ensure_future(sender.send("8613912345678", "waits for the slot"))
         await asyncio.sleep(0.01)
-        gate.set()
+        transport.gate.set()
         with pytest.raises(NotSent, match="429"):
             await first
         # The waiter got the slot after the 429 and waited out the pause before sending.
@@ -395,19 +391,13 @@ async def test_a_429_that_arrives_while_a_send_waits_for_its_slot_holds_it_too(
 async def test_a_pause_past_the_deadline_after_a_slot_wait_gives_the_slot_back(
     fake_sleep: FakeSleep,
 ) -> None:
-    gate = asyncio.Event()
-    answers = iter([httpx.Response(429, headers={"Retry-After": "4"})])
-
-    class Transport(httpx.AsyncBaseTransport):
-        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-            await gate.wait()
-            return next(answers, None) or accepted(request)
+    transport = _GatedTransport(httpx.Response(429, headers={"Retry-After": "4"}))
 
     async with AsyncSender(
         api_id="A",
         api_password="p",
         sender_id="HAORUI",
-        transport=Transport(),
+        transport=transport,
         max_concurrency=1,
         retry=RetryPolicy(attempts=1),
         deadline=5.0,
@@ -416,7 +406,7 @@ async def test_a_pause_past_the_deadline_after_a_slot_wait_gives_the_slot_back(
         first = asyncio.ensure_future(sender.send("8613912345678", "answered 429"))
         waiting = asyncio.ensure_future(sender.send("8613912345678", "waits for the slot"))
         await asyncio.sleep(1.5)
-        gate.set()
+        transport.gate.set()
         with pytest.raises(NotSent, match="429"):
             await first
         # 3.5 s of its deadline left, a 4 s pause: it gives up, and gives its slot back.
