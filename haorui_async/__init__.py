@@ -1,25 +1,26 @@
 """haorui-async: an async-first SDK for the HAORUI SMS gateway.
 
-The path of one message, module by module:
+The path of one message, module by module (docs/architecture.md draws it whole):
 
 1. `_message.SMS` validates the message where it is built (`InvalidMessage` names the field);
    `_encoding` chooses GSM text or Unicode and counts the parts.
-2. `_sender.AsyncSender.send()` takes it; `_protocol.build_params()` adds the credentials
-   (kept in a `_secrets.Secret`) and the sender's defaults, and encodes the request.
-3. `_sender.AsyncSender._attempt()` waits for its turn (rate limit, a 429 pause, a slot in
-   the semaphore) and hands one request to the pooled transport; `_translate()` turns any
+2. `_sender.AsyncSender.send()` takes it, with the options `_config.SenderConfig` validated;
+   `_protocol.build_request()` adds the credentials (a `_secrets.Secret`) and the defaults.
+3. Each attempt waits its turn at `_admission.Admission` (rate limit, a 429 pause, a slot; every
+   wait ends at the deadline), then goes out through a backend (`_backends`: the SDK's own
+   connection pool, behind httpx by default); `AsyncSender._translate()` turns a transport's
    failure into the SDK's exception tree (`_exceptions`).
 4. `_protocol.read_response()` reads the answer: a `SendResult`, or the error it amounts to.
-5. `_retry` decides whether to try again: only failures that prove the message was never
-   accepted, unless the caller opts in.
+5. `_retry.RetryPolicy.next_wait()` decides whether to try again: only failures that prove the
+   message was never accepted, unless the caller opts in.
 
 Many messages: `_bulk.send_many()` runs a fixed pool of workers over any (async) iterable,
-one `Outcome` per input. Around that path: `_pool` is the default backend (httpx's
-transport, sharded into small pools); `_delivery` reads what the gateway pushes to
-`callback_url`, and `_receiver` serves it as an ASGI app.
+one `Outcome` (`_outcome`: the one vocabulary of outcome kinds) per input. Around that path:
+`_delivery` reads what the gateway pushes to `callback_url`, and `_receiver` serves it as an
+ASGI app.
 """
 
-from ._bulk import BulkReport, BulkSend, Outcome, OutcomeKind, send_all, send_many
+from ._bulk import BulkSend, send_all, send_many
 from ._defaults import DEFAULT_BASE_URL
 from ._delivery import (
     DeliveryReport,
@@ -40,6 +41,7 @@ from ._exceptions import (
     SubmissionFailed,
 )
 from ._message import SMS, new_uid, normalize_phonenumber
+from ._outcome import BulkReport, Outcome, OutcomeKind
 from ._protocol import SendResult
 from ._receiver import DeliveryReportReceiver
 from ._retry import RetryPolicy

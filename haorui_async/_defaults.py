@@ -85,3 +85,13 @@ LOGGER_NAME: Final = "haorui_async"
 #: servers (uvicorn, many proxies) allow, so the client, not the server, closes an idle connection
 #: and a request is never written onto a connection the server is closing (a spurious unknown).
 DEFAULT_KEEPALIVE_EXPIRY: Final = 4.0
+
+# Bounds on what the gateway may send back.
+#: The most bytes of a response head (status line and headers) read before the answer is given
+#: up as unknown: the documented answer's head is a few hundred bytes; 16 KiB is h11's own
+#: default and leaves room for proxies that add headers, while 10,000 stray headers are refused.
+MAX_ANSWER_HEAD: Final = 16 * 1024
+#: The most bytes of a response body read: the documented answer is under 200 bytes, and the
+#: family's richest (a delivery-status record) under 2 KiB; 64 KiB bounds the memory of a send in
+#: flight (a 50 MB body or a decompression bomb costs nothing) with room for unknown keys.
+MAX_ANSWER_BODY: Final = 64 * 1024

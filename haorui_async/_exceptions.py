@@ -30,7 +30,7 @@ exception it was raised from.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 if TYPE_CHECKING:
     from ._message import SMS
@@ -48,6 +48,11 @@ __all__ = [
 ]
 
 
+#: The kinds of outcome a failed send can be (the `sent` and `invalid` kinds are not sends
+#: that failed).
+_SendKind = Literal["failed", "rejected", "not_sent", "unknown"]
+
+
 class HaoruiError(Exception):
     """The root of every exception raised by haorui-async."""
 
@@ -59,6 +64,9 @@ class ConfigurationError(HaoruiError, ValueError):
 class SenderClosed(HaoruiError, RuntimeError):
     """The sender was used after `aclose()` (or after its `async with` block ended)."""
 
+    #: Nothing was sent.
+    kind: ClassVar[Literal["not_sent"]] = "not_sent"
+
 
 class InvalidMessage(HaoruiError, ValueError):
     """A message failed validation before anything was sent.
@@ -68,6 +76,8 @@ class InvalidMessage(HaoruiError, ValueError):
         value: the value that was given.
         reason: what was expected.
     """
+
+    kind: ClassVar[Literal["invalid"]] = "invalid"
 
     def __init__(self, field: str, value: object, reason: str) -> None:
         self.field = field
@@ -92,6 +102,8 @@ class SendError(HaoruiError):
     """
 
     may_have_been_sent: bool = False
+    #: The kind of outcome this error is (`haorui_async._outcome.KINDS`).
+    kind: ClassVar[_SendKind] = "unknown"
 
     def __init__(
         self,
@@ -115,7 +127,9 @@ class SendError(HaoruiError):
         return self.message.uid
 
     def __str__(self) -> str:
-        where = f"HTTP {self.status_code}, " if self.status_code is not None else ""
+        where = ""
+        if self.status_code is not None and f"HTTP {self.status_code}" not in self.detail:
+            where = f"HTTP {self.status_code}, "
         sent = "may have been sent" if self.may_have_been_sent else "not sent"
         return f"{self.detail} ({where}uid={self.message.uid!r}, {sent}, attempts={self.attempts})"
 
@@ -145,6 +159,7 @@ class SubmissionFailed(SendError):
     """
 
     may_have_been_sent = False
+    kind: ClassVar[_SendKind] = "failed"
 
     def __init__(
         self,
@@ -168,6 +183,7 @@ class NotSent(SendError):
     """
 
     may_have_been_sent = False
+    kind: ClassVar[_SendKind] = "not_sent"
 
 
 class Rejected(NotSent):
@@ -175,6 +191,8 @@ class Rejected(NotSent):
 
     The message was not sent; sending the same request again will be refused again.
     """
+
+    kind: ClassVar[_SendKind] = "rejected"
 
 
 class OutcomeUnknown(SendError):
@@ -185,3 +203,4 @@ class OutcomeUnknown(SendError):
     """
 
     may_have_been_sent = True
+    kind: ClassVar[_SendKind] = "unknown"

@@ -12,7 +12,14 @@ import attrs
 from ._encoding import _NON_GSM
 from ._exceptions import InvalidMessage
 
-__all__ = ["SMS", "new_uid", "normalize_phonenumber"]
+__all__ = [
+    "SMS",
+    "check_encoding",
+    "check_sender_id",
+    "check_sms_type",
+    "new_uid",
+    "normalize_phonenumber",
+]
 
 _PHONE_PUNCTUATION: Final = re.compile(r"[\s\-.()/]+")
 _DIGITS: Final = re.compile(r"\d{7,15}")
@@ -63,7 +70,21 @@ def _text(value: object) -> str:
         raise InvalidMessage(
             "textmessage", f"<{len(value)} characters>", f"at most {MAX_TEXT_LENGTH} characters"
         )
+    _check_encodable("textmessage", value)
     return value
+
+
+def _check_encodable(field: str, value: str) -> None:
+    """Both request forms carry UTF-8: a lone surrogate cannot go out in either."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidMessage(
+            field,
+            value,
+            f"character {exc.start} ({value[exc.start]!r}) cannot be encoded as UTF-8 "
+            "(a lone surrogate)",
+        ) from None
 
 
 def _choice(field: str, value: object, choices: frozenset[str]) -> str | None:
@@ -76,15 +97,15 @@ def _choice(field: str, value: object, choices: frozenset[str]) -> str | None:
     raise InvalidMessage(field, value, f"expected one of {sorted(choices)}")
 
 
-def _sms_type(value: object) -> str | None:
+def check_sms_type(value: object) -> str | None:
     return _choice("sms_type", value, SMS_TYPES)
 
 
-def _encoding(value: object) -> str | None:
+def check_encoding(value: object) -> str | None:
     return _choice("encoding", value, ENCODINGS)
 
 
-def _sender_id(value: object) -> str | None:
+def check_sender_id(value: object) -> str | None:
     if value is None:
         return None
     if isinstance(value, str) and (
@@ -115,6 +136,7 @@ def _callback_url(value: object) -> str | None:
         except ValueError:
             parts = None
         if parts is not None and parts.scheme in ("http", "https") and parts.hostname:
+            _check_encodable("callback_url", value)
             return value
     raise InvalidMessage("callback_url", value, "expected an absolute http:// or https:// URL")
 
@@ -139,9 +161,9 @@ class SMS:
 
     phonenumber: str = attrs.field(converter=normalize_phonenumber)
     textmessage: str = attrs.field(converter=_text)
-    sms_type: str | None = attrs.field(default=None, kw_only=True, converter=_sms_type)
-    encoding: str | None = attrs.field(default=None, kw_only=True, converter=_encoding)
-    sender_id: str | None = attrs.field(default=None, kw_only=True, converter=_sender_id)
+    sms_type: str | None = attrs.field(default=None, kw_only=True, converter=check_sms_type)
+    encoding: str | None = attrs.field(default=None, kw_only=True, converter=check_encoding)
+    sender_id: str | None = attrs.field(default=None, kw_only=True, converter=check_sender_id)
     uid: str = attrs.field(default=None, kw_only=True, converter=_uid)
     callback_url: str | None = attrs.field(default=None, kw_only=True, converter=_callback_url)
 

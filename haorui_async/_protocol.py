@@ -1,7 +1,8 @@
 """The SendSMS protocol as plain functions: build the request, read the answer (no I/O).
 
-The sender calls `build_params()` and `encode_request()` on the way out, and
-`read_response()` on the way back; the I/O between them lives in `_sender.py`.
+The sender calls `build_request()` on the way out and `read_response()` on the way back; the
+I/O between them is a backend's (`_backends`). Secrets are scrubbed here too: `scrub_error()`
+makes any text the SDK puts in an exception free of the password, whatever the gateway echoed.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import email.utils
 import json
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 from urllib.parse import urlencode
 
 import attrs
@@ -25,11 +26,13 @@ from ._exceptions import (
     SubmissionFailed,
 )
 from ._message import SMS
-from ._secrets import Secret
+from ._secrets import Secret, scrub
 
 __all__ = [
+    "Request",
     "SendResult",
     "build_params",
+    "build_request",
     "error_for_status",
     "parse_retry_after",
     "read_response",
@@ -39,6 +42,14 @@ __all__ = [
 RETRYABLE_NOT_SENT: Final = frozenset({408, 429, 503})
 #: 5xx answers that say "the server could not do this at all", so nothing was accepted.
 REJECTED_5XX: Final = frozenset({501, 505})
+
+
+class Request(NamedTuple):
+    """One request: "POST" or "GET", the path and query (percent-encoded), the body."""
+
+    method: str
+    target: bytes
+    body: bytes
 
 
 @attrs.frozen
@@ -137,6 +148,34 @@ def encode_query(params: Mapping[str, str]) -> str:
     return urlencode(params)
 
 
+def build_request(
+    sms: SMS,
+    *,
+    method: str,
+    path: str,
+    api_id: str,
+    api_password: Secret,
+    sms_type: str,
+    encoding: str,
+    sender_id: str | None,
+) -> Request:
+    """The SendSMS request for `sms`: POST with a JSON body, or GET with a query string.
+
+    `path` is the endpoint's path, percent-encoded. Raises `InvalidMessage` (no sender id).
+    """
+    params = build_params(
+        sms,
+        api_id=api_id,
+        api_password=api_password,
+        sms_type=sms_type,
+        encoding=encoding,
+        sender_id=sender_id,
+    )
+    if method == "POST":
+        return Request("POST", path.encode("ascii"), encode_json(params))
+    return Request("GET", f"{path}?{encode_query(params)}".encode("ascii"), b"")
+
+
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
     """Seconds to wait from a `Retry-After` header (delta-seconds or HTTP-date), or None."""
     if value is None:
@@ -196,21 +235,33 @@ def read_response(
     message: SMS,
     *,
     attempts: int = 1,
+    secret: Secret | None = None,
 ) -> SendResult:
     """Read the gateway's answer: a `SendResult`, or raise the `SendError` it amounts to.
 
-    `headers` are the raw (name, value) pairs; only `Retry-After` of a failure is read.
+    `headers` are the raw (name, value) pairs; only `Retry-After` of a failure is read. An
+    answer that is not the documented JSON for this message (it does not parse, or it echoes
+    another message's `uid`) is `OutcomeUnknown`; its connection is not to be trusted. Text
+    the gateway sent is scrubbed of `secret` before it goes into an exception.
     """
     if not 200 <= status_code < 300:
         retry_after = parse_retry_after(_header(headers, b"retry-after"))
         raise error_for_status(status_code, message, attempts=attempts, retry_after=retry_after)
     try:
         decoded = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         decoded = None
     if not isinstance(decoded, dict):
         raise OutcomeUnknown(
             f"gateway answered HTTP {status_code} with a body that is not a JSON object",
+            message=message,
+            status_code=status_code,
+            attempts=attempts,
+        )
+    echoed = decoded.get("uid")
+    if echoed is not None and str(echoed) != message.uid:
+        raise OutcomeUnknown(
+            f"gateway answered for another message (uid {_clean(str(echoed), secret)!r})",
             message=message,
             status_code=status_code,
             attempts=attempts,
@@ -222,14 +273,19 @@ def read_response(
             return SendResult.from_json(decoded, message, attempts)
         except ValueError as exc:
             raise OutcomeUnknown(
-                f"gateway accepted the message but its answer is malformed: {exc}",
+                f"gateway accepted the message but its answer is malformed: "
+                f"{_clean(str(exc), secret)}",
                 message=message,
                 status_code=status_code,
                 attempts=attempts,
             ) from None
     if status == "F":
         remarks = decoded.get("remarks")
-        remarks = remarks if isinstance(remarks, str) else ""
+        remarks = _clean(remarks, secret) if isinstance(remarks, str) else ""
+        if secret is not None and scrub(repr(decoded), secret) != repr(decoded):
+            decoded = {
+                k: _clean(v, secret) if isinstance(v, str) else v for k, v in decoded.items()
+            }
         raise SubmissionFailed(
             f"gateway refused the message: {remarks or 'no remarks'}",
             message=message,
@@ -238,9 +294,14 @@ def read_response(
             status_code=status_code,
             attempts=attempts,
         )
+    shown = _clean(repr(status), secret) if isinstance(status, str) else repr(status)
     raise OutcomeUnknown(
-        f"gateway answered an unknown status {status!r}",
+        f"gateway answered an unknown status {shown[:100]}",
         message=message,
         status_code=status_code,
         attempts=attempts,
     )
+
+
+def _clean(text: str, secret: Secret | None) -> str:
+    return text if secret is None else scrub(text, secret)

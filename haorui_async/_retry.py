@@ -1,8 +1,13 @@
-"""When a failed send is tried again, and how long to wait first (tenacity strategies).
+"""When a failed send is tried again, and how long to wait first: `RetryPolicy.next_wait()`.
 
 Only failures that prove the gateway never accepted the message are retried (`NotSent`, but
 not its `Rejected` subclass). `OutcomeUnknown` is retried only when the caller opts in with
 `retry_ambiguous=True`, at the risk of a duplicate SMS.
+
+The decision is pure: given the failure, the attempts made, the time and the deadline, it
+answers "wait this long, then try again" or "stop", and logs why. The back-off is tenacity's
+exponential strategy with full jitter; the loop that acts on the answer is the sender's
+(`AsyncSender.send_message`), so a send whose first attempt succeeds costs nothing here.
 """
 
 from __future__ import annotations
@@ -60,81 +65,51 @@ class RetryPolicy:
         return self.retry_ambiguous and isinstance(exc, OutcomeUnknown)
 
     def backoff(self, failures: int, rand: Callable[[], float] = random.random) -> float:
-        """Full-jitter exponential back-off after the `failures`-th failure."""
-        ceiling = min(self.backoff_max, self.backoff_base * 2.0 ** (failures - 1))
+        """Full-jitter exponential back-off after the `failures`-th failure: uniform in
+        [0, min(backoff_max, backoff_base * 2 ** (failures - 1))]."""
+        state = tenacity.RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]  # no retry loop: the strategy alone
+        state.attempt_number = failures
+        ceiling: float = self._ceiling(state)
         return ceiling * rand()
 
+    @property
+    def _ceiling(self) -> tenacity.wait.wait_base:
+        return tenacity.wait_exponential(multiplier=self.backoff_base, max=self.backoff_max)
 
-class _Wait(tenacity.wait.wait_base):
-    """Wait as the gateway asked (`Retry-After`), else full-jitter exponential back-off."""
+    def next_wait(
+        self, failure: SendError, attempts: int, *, now: float, deadline: float
+    ) -> float | None:
+        """Seconds to wait before trying again after `failure`, or None to stop.
 
-    def __init__(self, policy: RetryPolicy) -> None:
-        self.policy = policy
-
-    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
-        exc = _failure(retry_state)
-        if exc.retry_after is not None:
-            return exc.retry_after
-        return self.policy.backoff(retry_state.attempt_number)
-
-
-class _Stop(tenacity.stop.stop_base):
-    """Give up when attempts run out, or when the next wait is too long or past the deadline."""
-
-    def __init__(self, policy: RetryPolicy, deadline: float, clock: Callable[[], float]) -> None:
-        self.policy = policy
-        self.deadline = deadline
-        self.clock = clock
-
-    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
-        exc = _failure(retry_state)
-        if retry_state.attempt_number >= self.policy.attempts:
-            return True
-        if exc.retry_after is not None and exc.retry_after > self.policy.retry_after_cap:
-            logger.debug(
-                "giving up uid=%s: Retry-After %.1fs exceeds the cap of %.1fs",
-                exc.uid,
-                exc.retry_after,
-                self.policy.retry_after_cap,
-            )
-            return True
-        if self.clock() + retry_state.upcoming_sleep >= self.deadline:
-            logger.debug("giving up uid=%s: the next attempt would pass the deadline", exc.uid)
-            return True
-        return False
-
-
-def _failure(retry_state: tenacity.RetryCallState) -> SendError:
-    assert retry_state.outcome is not None
-    exc = retry_state.outcome.exception()
-    assert isinstance(exc, SendError)
-    return exc
-
-
-def _log_before_sleep(retry_state: tenacity.RetryCallState) -> None:
-    exc = _failure(retry_state)
-    logger.debug(
-        "retrying uid=%s in %.3fs after attempt %d: %s",
-        exc.uid,
-        retry_state.upcoming_sleep,
-        retry_state.attempt_number,
-        type(exc).__name__,
-    )
-
-
-def retrying(
-    policy: RetryPolicy,
-    *,
-    deadline: float,
-    clock: Callable[[], float],
-    sleep: Callable[[float], object],
-) -> tenacity.AsyncRetrying:
-    """A tenacity controller for one message whose first attempt has already failed."""
-    return tenacity.AsyncRetrying(
-        sleep=sleep,  # type: ignore[arg-type]  # tenacity wants an awaitable-returning sleep
-        stop=_Stop(policy, deadline, clock),
-        wait=_Wait(policy),
-        retry=tenacity.retry_if_exception(policy.should_retry),
-        before_sleep=_log_before_sleep,
-        reraise=True,
-    )
+        `attempts` is how many requests were made; `now` and `deadline` are on one clock.
+        """
+        uid = failure.uid
+        if not self.should_retry(failure):
+            logger.debug("uid=%s not retried: %s", uid, type(failure).__name__)
+            return None
+        if attempts >= self.attempts:
+            logger.debug("giving up uid=%s: %d attempts made", uid, attempts)
+            return None
+        if failure.retry_after is not None:
+            if failure.retry_after > self.retry_after_cap:
+                logger.debug(
+                    "giving up uid=%s: Retry-After %.1fs exceeds the cap of %.1fs",
+                    uid,
+                    failure.retry_after,
+                    self.retry_after_cap,
+                )
+                return None
+            wait = failure.retry_after
+        else:
+            wait = self.backoff(attempts)
+        if now + wait >= deadline:
+            logger.debug("giving up uid=%s: the next attempt would pass the deadline", uid)
+            return None
+        logger.debug(
+            "retrying uid=%s in %.3fs after attempt %d: %s",
+            uid,
+            wait,
+            attempts,
+            type(failure).__name__,
+        )
+        return wait

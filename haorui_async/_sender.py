@@ -1,11 +1,10 @@
-"""`AsyncSender`: the I/O around the protocol, one attempt at a time, retried when it is safe.
+"""`AsyncSender`: the adapter that drives one message through admission, a backend, retries.
 
-The path of one message: `send()` builds and validates an `SMS`; `send_message()` makes the
-first attempt outside tenacity (a first-attempt success pays nothing for the retry machinery);
-`_attempt()` is one request: `_take_turn()` waits for the rate limit, a pause the gateway asked
-for and a slot in the semaphore; `_exchange()` hands the request to the transport and reads
-the answer, and every failure is translated in `_translate()`, the one place where httpx's
-errors become the SDK's; the answer is read by `_protocol.read_response()`.
+The path of one message (`send_message`): the request is built by `_protocol.build_request`;
+each attempt waits its turn at `_admission.Admission` (rate limit, a pause the gateway asked
+for, a slot), goes out through the backend (`_backends`), and its answer is read by
+`_protocol.read_response`; `_retry.RetryPolicy.next_wait` decides whether another attempt
+follows. `_backends.translate()` is the one place where a transport's exception becomes the SDK's.
 """
 
 from __future__ import annotations
@@ -13,81 +12,53 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-import os
 import ssl
-import sys
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
 from types import TracebackType
-from typing import TYPE_CHECKING, Final, Literal
+from typing import Literal, TypeVar
 
-import attrs
 import httpx
 
 from . import _bulk
 from . import _defaults as defaults
+from ._admission import Admission, Late, Limiter, local_limiter
+from ._backends import Answer, make_backend, translate
 from ._bulk import BulkReport, BulkSend
+from ._config import SenderConfig
 from ._exceptions import (
     ConfigurationError,
-    InvalidMessage,
     NotSent,
     OutcomeUnknown,
-    Rejected,
     SenderClosed,
     SendError,
-    SubmissionFailed,
 )
-from ._fast import FastTransport
+from ._lookup import (
+    BALANCE_PATH,
+    DELIVERY_STATUS_PATH,
+    Balance,
+    DeliveryStatus,
+    LookupFailed,
+    balance_request,
+    delivery_status_request,
+    read_balance,
+    read_delivery_status,
+)
 from ._message import SMS
-from ._pool import ShardedTransport
-from ._protocol import SendResult, build_params, encode_json, encode_query, read_response
-from ._retry import RetryPolicy, retrying
-from ._secrets import Secret, install_httpx_log_filter, scrub
-from ._version import __version__
-
-if TYPE_CHECKING:
-    from aiolimiter import AsyncLimiter
+from ._protocol import Request, SendResult, build_request, read_response
+from ._retry import RetryPolicy
+from ._secrets import install_library_log_filter, scrub
 
 __all__ = ["AsyncSender"]
 
 logger = logging.getLogger(defaults.LOGGER_NAME)
 
-#: Failures that happen before a single byte of the request can have reached the gateway.
-_NEVER_SENT: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError)
-#: Requests that cannot be sent as they stand: retrying changes nothing.
-_UNSENDABLE: Final = (httpx.UnsupportedProtocol, httpx.LocalProtocolError, httpx.InvalidURL)
-
-
-if sys.version_info >= (3, 11):
-
-    async def _wait_acquire(semaphore: asyncio.Semaphore, seconds: float) -> None:
-        # asyncio.timeout is a timer handle; wait_for would start a task per waiting send.
-        async with asyncio.timeout(seconds):
-            await semaphore.acquire()
-
-else:  # pragma: no cover - Python 3.10
-
-    async def _wait_acquire(semaphore: asyncio.Semaphore, seconds: float) -> None:
-        await asyncio.wait_for(semaphore.acquire(), seconds)
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+_T = TypeVar("_T")
 
 
 class _State(enum.Enum):
     UNOPENED = "unopened"
     OPENED = "opened"
     CLOSED = "closed"
-
-
-def _from_env(value: str | None, env: str, name: str) -> str:
-    if value is None:
-        value = os.environ.get(env)
-    if not value:
-        raise ConfigurationError(
-            f"{name}: not given, and the environment variable {env} is not set"
-        )
-    return value
 
 
 class AsyncSender:
@@ -106,16 +77,20 @@ class AsyncSender:
         base_url: the gateway; defaults to `HAORUI_BASE_URL`, else `https://api.haorui.com`.
         method: "POST" (a JSON body; the default) or "GET" (everything in the query string,
             so the password sits in the URL on the wire).
-        backend: "httpx" (the default: httpx's own transport, sharded into small pools; respx
-            intercepts it in tests) or "fast" (`FastTransport`: asyncio protocols and httptools,
-            several times faster at high concurrency; respx does not intercept it).
+        backend: "httpx" (the default: an `httpx.AsyncClient` over the SDK's own connection
+            pool) or "fast" (the same pool driven directly, answers read by httptools: the
+            `[fast]` extra). Both step aside for httpx's own pool while respx or pytest-httpx
+            mocks it, so mocked tests are intercepted.
         sms_type: the default `sms_type`, "T" (transactional) or "P" (promotional).
         encoding: the default `encoding`: "auto", "T" or "U".
         timeout: connect/read/write/pool timeouts of one request (an `httpx.Timeout` or seconds).
-        deadline: the most one `send` may take, retries and back-off included, in seconds.
+        deadline: the most one `send` may take, in seconds: the rate limit, a slot, every
+            attempt (a trickling answer included) and the back-off between them. Past it,
+            `NotSent` where nothing went out, else `OutcomeUnknown`.
         max_concurrency: requests in flight at most; more sends wait for a slot.
-        rate_limit: requests per second at most, for the whole sender (retries count); needs
-            the `[ratelimit]` extra (aiolimiter). None: no limit.
+        rate_limit: requests per second at most, for the whole sender (retries count): a
+            number (aiolimiter's leaky bucket: the `[ratelimit]` extra), or any object with
+            `async acquire()` (a limiter shared by several processes). None: no limit.
         retry: the `RetryPolicy`; `RetryPolicy(attempts=1)` turns retries off.
         retry_ambiguous: shortcut for `RetryPolicy(retry_ambiguous=True)`: also retry failures
             whose outcome is unknown. This risks duplicate SMS.
@@ -125,6 +100,8 @@ class AsyncSender:
             a `FakeGateway`'s transport). Closed by `aclose()`.
         client: an `httpx.AsyncClient` of the caller's to send through. Not closed by `aclose()`.
         sleep: the coroutine function used to wait between attempts (tests inject a fake).
+        clock: the clock of the deadline and the retry decisions, in seconds (defaults to the
+            event loop's); a test pairs a fake one with a fake `sleep`.
 
     Raises:
         ConfigurationError: credentials missing, or an option out of range.
@@ -144,166 +121,89 @@ class AsyncSender:
         timeout: httpx.Timeout | float | None = None,
         deadline: float = defaults.DEFAULT_DEADLINE,
         max_concurrency: int = defaults.DEFAULT_MAX_CONCURRENCY,
-        rate_limit: float | None = None,
+        rate_limit: float | Limiter | None = None,
         retry: RetryPolicy | None = None,
         retry_ambiguous: bool | None = None,
         ssl_context: ssl.SSLContext | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         client: httpx.AsyncClient | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] | None = None,
     ) -> None:
-        self.api_id = _from_env(api_id, defaults.ENV_API_ID, "api_id")
-        self._password = Secret(_from_env(api_password, defaults.ENV_API_PASSWORD, "api_password"))
-        # The SMS validators check the defaults too, so both say the same about a bad value.
-        try:
-            defaults_probe = SMS(
-                "10000000", "x", sms_type=sms_type, encoding=encoding, sender_id=sender_id
-            )
-        except InvalidMessage as exc:
-            raise ConfigurationError(str(exc)) from None
-        self.sender_id = defaults_probe.sender_id
-        self.sms_type: str = defaults_probe.sms_type or defaults.DEFAULT_SMS_TYPE
-        self.encoding: str = defaults_probe.encoding or defaults.DEFAULT_ENCODING
-        if method not in ("POST", "GET"):
-            raise ConfigurationError(f"method: expected 'POST' or 'GET', got {method!r}")
-        self.method = method
-        if not _is_int(max_concurrency) or max_concurrency < 1:
-            raise ConfigurationError(
-                f"max_concurrency: expected an int >= 1, got {max_concurrency!r}"
-            )
-        self.max_concurrency = max_concurrency
-        if not deadline > 0:
-            raise ConfigurationError(f"deadline: expected seconds > 0, got {deadline!r}")
-        self.deadline = float(deadline)
         if transport is not None and client is not None:
             raise ConfigurationError("transport, client: give one or the other, not both")
-
-        self.base_url = self._check_base_url(
-            base_url or os.environ.get(defaults.ENV_BASE_URL) or defaults.DEFAULT_BASE_URL
+        limiter: Limiter | None = None
+        if isinstance(rate_limit, Limiter):
+            limiter, rate_limit = rate_limit, None
+        self.config = config = SenderConfig.from_options(
+            api_id=api_id,
+            api_password=api_password,
+            sender_id=sender_id,
+            base_url=base_url,
+            method=method,
+            backend=backend,
+            sms_type=sms_type,
+            encoding=encoding,
+            timeout=timeout,
+            deadline=deadline,
+            max_concurrency=max_concurrency,
+            rate_limit=rate_limit,
+            retry=retry,
+            retry_ambiguous=retry_ambiguous,
+            ssl_context=ssl_context,
         )
-        self._endpoint = self.base_url + defaults.SEND_SMS_PATH
-        self._url = httpx.URL(self._endpoint)
-
-        self.retry = retry if retry is not None else RetryPolicy()
-        if retry_ambiguous is not None:
-            self.retry = attrs.evolve(self.retry, retry_ambiguous=retry_ambiguous)
-
-        self.timeout = self._check_timeout(timeout)
-        self._timeouts: dict[str, float] = {
-            k: float(v) for k, v in self.timeout.as_dict().items() if v is not None
-        }
-        self._longest_timeout = max(self._timeouts.values())
+        if limiter is None and config.rate_limit is not None:
+            limiter = local_limiter(config.rate_limit)
+        self._password = config.api_password
+        self._path = httpx.URL(config.endpoint).raw_path.decode("ascii")
+        self._prefix = self._path.removesuffix(defaults.SEND_SMS_PATH)
+        # A caller's client or transport, or a mock standing in for the sender's pool, may
+        # log through httpx and httpcore: keep the password out of their records.
+        install_library_log_filter(self._password)
+        self._backend = make_backend(config, transport=transport, client=client)
+        self._client: httpx.AsyncClient = self._backend.client
+        self._admission = Admission(config.max_concurrency, limiter, sleep)
         self._sleep = sleep
-        self._semaphore = asyncio.Semaphore(max_concurrency)
-        self.rate_limit = rate_limit
-        self._limiter = self._make_limiter(rate_limit)
-        self._paused_until = 0.0
-
-        user_agent = f"{defaults.USER_AGENT_PREFIX}/{__version__} httpx/{httpx.__version__}"
-        self._headers: list[tuple[str, str]] = [
-            ("Accept", "application/json"),
-            ("User-Agent", user_agent),
-        ]
-        if method == "POST":
-            self._headers.append(("Content-Type", "application/json"))
-        else:
-            install_httpx_log_filter()
-
-        if backend not in ("httpx", "fast"):
-            raise ConfigurationError(f"backend: expected 'httpx' or 'fast', got {backend!r}")
-        if (backend == "fast" or ssl_context is not None) and (
-            transport is not None or client is not None
-        ):
-            raise ConfigurationError(
-                "transport, client: the sender builds its own transport for backend='fast' or "
-                "ssl_context=; give those to your transport or client instead"
-            )
-        self.backend = backend
-        self._fast: FastTransport | None = None
-        if backend == "fast":
-            self._fast = transport = FastTransport(
-                self.base_url,
-                max_connections=max_concurrency,
-                keepalive_expiry=defaults.DEFAULT_KEEPALIVE_EXPIRY,
-                ssl_context=ssl_context,
-            )
-            self._template = self._fast.template(method, self._headers)
-
-        self._owns_client = client is None
-        if client is not None:
-            self._client = client
-            self._handle: Callable[[httpx.Request], Awaitable[httpx.Response]] = client.send
-        else:
-            if transport is None:
-                # As many connections as requests in flight, all kept alive, split into small
-                # pools; TLS certificates are always verified.
-                transport = ShardedTransport(max_concurrency, ssl_context=ssl_context)
-            self._client = httpx.AsyncClient(transport=transport, timeout=self.timeout)
-            # The lean path: the client's own layer (auth, redirects, cookies, event hooks,
-            # its request log with the URL) does nothing for a SendSMS call, so the request
-            # goes to the pool directly.
-            self._handle = transport.handle_async_request
+        self._clock = clock
         self._state = _State.UNOPENED
 
-    # -- set-up ---------------------------------------------------------------------------
+    # -- what it was built with -----------------------------------------------------------
 
-    @staticmethod
-    def _check_base_url(base_url: str) -> str:
-        try:
-            url = httpx.URL(base_url)
-        except (httpx.InvalidURL, TypeError) as exc:
-            raise ConfigurationError(f"base_url: not a URL ({exc})") from None
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ConfigurationError(
-                f"base_url: expected an absolute http:// or https:// URL, got {base_url!r}"
-            )
-        if url.query or url.fragment or url.userinfo:
-            raise ConfigurationError("base_url: must not carry a query, fragment or user info")
-        return str(url).rstrip("/")
+    @property
+    def api_id(self) -> str:
+        return self.config.api_id
 
-    @staticmethod
-    def _check_timeout(timeout: httpx.Timeout | float | None) -> httpx.Timeout:
-        if timeout is None:
-            return httpx.Timeout(
-                connect=defaults.DEFAULT_CONNECT_TIMEOUT,
-                read=defaults.DEFAULT_READ_TIMEOUT,
-                write=defaults.DEFAULT_WRITE_TIMEOUT,
-                pool=defaults.DEFAULT_POOL_TIMEOUT,
-            )
-        if isinstance(timeout, httpx.Timeout):
-            values = timeout.as_dict().values()
-            if any(v is None or v <= 0 for v in values):
-                raise ConfigurationError(
-                    f"timeout: every timeout must be > 0 seconds, got {timeout!r}"
-                )
-            return timeout
-        seconds: object = timeout
-        if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and seconds > 0:
-            return httpx.Timeout(float(seconds))
-        raise ConfigurationError(
-            f"timeout: expected seconds > 0 or an httpx.Timeout, got {timeout!r}"
-        )
+    @property
+    def base_url(self) -> str:
+        return self.config.base_url
 
-    @staticmethod
-    def _make_limiter(rate_limit: float | None) -> AsyncLimiter | None:
-        if rate_limit is None:
-            return None
-        if not rate_limit > 0:
-            raise ConfigurationError(f"rate_limit: expected messages/s > 0, got {rate_limit!r}")
-        try:
-            from aiolimiter import AsyncLimiter
-        except ImportError:  # pragma: no cover - depends on the install
-            raise ConfigurationError(
-                "rate_limit: needs aiolimiter: pip install 'haorui-async[ratelimit]'"
-            ) from None
-        # A leaky bucket that holds a tenth of a second's worth (at least one request), so
-        # bursts stay small: a window of T seconds sees at most rate * (T + 0.1) starts.
-        burst = max(1.0, rate_limit * defaults.RATE_LIMIT_BURST)
-        return AsyncLimiter(burst, burst / rate_limit)
+    @property
+    def method(self) -> str:
+        return self.config.method
+
+    @property
+    def backend(self) -> str:
+        return self.config.backend
+
+    @property
+    def max_concurrency(self) -> int:
+        return self.config.max_concurrency
+
+    @property
+    def deadline(self) -> float:
+        return self.config.deadline
+
+    @property
+    def rate_limit(self) -> float | None:
+        return self.config.rate_limit
+
+    @property
+    def retry(self) -> RetryPolicy:
+        return self.config.retry
 
     @property
     def client(self) -> httpx.AsyncClient:
-        """The `httpx.AsyncClient` that owns this sender's connection pool."""
+        """The `httpx.AsyncClient` the default backend sends through (the caller's, if given)."""
         return self._client
 
     @property
@@ -313,8 +213,6 @@ class AsyncSender:
     async def __aenter__(self) -> AsyncSender:
         if self._state is _State.CLOSED:
             raise SenderClosed("this AsyncSender is closed; create a new one")
-        if self._owns_client:
-            await self._client.__aenter__()
         self._state = _State.OPENED
         return self
 
@@ -331,8 +229,7 @@ class AsyncSender:
         if self._state is _State.CLOSED:
             return
         self._state = _State.CLOSED
-        if self._owns_client:
-            await self._client.aclose()
+        await self._backend.aclose()
 
     def __repr__(self) -> str:
         return (
@@ -385,33 +282,19 @@ class AsyncSender:
                 raise SenderClosed("this AsyncSender is closed; create a new one")
             self._state = _State.OPENED
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.deadline
-        request_parts = self._encode(sms)
-        try:
-            return await self._attempt(sms, request_parts, deadline, 1)
-        except SendError as exc:
-            if not self.retry.should_retry(exc) or self.retry.attempts == 1:
-                raise
-            first_failure = exc
-        return await self._retry(sms, request_parts, deadline, first_failure)
-
-    async def _retry(
-        self, sms: SMS, request_parts: tuple[httpx.URL, bytes], deadline: float, first: SendError
-    ) -> SendResult:
-        """Attempts 2..N, under tenacity; attempt 1 has already failed with `first`."""
-        loop = asyncio.get_running_loop()
-        attempt_number = 0
-        result: SendResult | None = None
-        async for attempt in retrying(
-            self.retry, deadline=deadline, clock=loop.time, sleep=self._sleep
-        ):
-            with attempt:
-                attempt_number += 1
-                if attempt_number == 1:
-                    raise first
-                result = await self._attempt(sms, request_parts, deadline, attempt_number)
-        assert result is not None
-        return result
+        clock = self._clock or loop.time
+        deadline = clock() + self.config.deadline
+        request = self._encode(sms)
+        attempt = 1
+        while True:
+            try:
+                return await self._attempt(sms, request, loop.time() + deadline - clock(), attempt)
+            except SendError as failure:
+                wait = self.config.retry.next_wait(failure, attempt, now=clock(), deadline=deadline)
+                if wait is None:
+                    raise
+            await self._sleep(wait)
+            attempt += 1
 
     def send_many(
         self,
@@ -441,176 +324,144 @@ class AsyncSender:
         """Send every message and gather the outcomes in input order, with counts per kind."""
         return await _bulk.send_all(self, messages, concurrency=concurrency)
 
-    def _encode(self, sms: SMS) -> tuple[httpx.URL, bytes]:
-        params = build_params(
-            sms,
-            api_id=self.api_id,
+    # -- lookups ----------------------------------------------------------------------------
+
+    async def get_delivery_status(
+        self, *, uid: str | None = None, message_id: str | None = None
+    ) -> DeliveryStatus | None:
+        """What the gateway knows of a message (`GetDeliveryStatus`), or None: not found.
+
+        Found only where the answer carries a `message_id` and a `DLRStatus` for the uid or
+        message_id asked (`_lookup`'s rule). A lookup only reads, so it is retried on any
+        failure, within the sender's deadline.
+
+        Raises:
+            ValueError: neither `uid` nor `message_id` was given.
+            LookupFailed: the gateway could not be asked, or its answer is unreadable.
+        """
+        config = self.config
+        request = delivery_status_request(
+            method=config.method,
+            path=self._prefix + DELIVERY_STATUS_PATH,
+            api_id=config.api_id,
             api_password=self._password,
-            sms_type=self.sms_type,
-            encoding=self.encoding,
-            sender_id=self.sender_id,
+            uid=uid,
+            message_id=message_id,
         )
-        if self.method == "POST":
-            return self._url, encode_json(params)
-        return httpx.URL(self._endpoint + "?" + encode_query(params)), b""
+        return await self._look_up(
+            request,
+            lambda a: read_delivery_status(a.status, a.body, uid=uid, message_id=message_id),
+        )
+
+    async def check_balance(self) -> Balance:
+        """The account's balance (`CheckBalance`). Raises LookupFailed as lookups do."""
+        config = self.config
+        request = balance_request(
+            method=config.method,
+            path=self._prefix + BALANCE_PATH,
+            api_id=config.api_id,
+            api_password=self._password,
+        )
+        return await self._look_up(request, lambda a: read_balance(a.status, a.body))
+
+    async def _look_up(self, request: Request, read: Callable[[Answer], _T]) -> _T:
+        if self._state is _State.CLOSED:
+            raise SenderClosed("this AsyncSender is closed; create a new one")
+        loop = asyncio.get_running_loop()
+        clock = self._clock or loop.time
+        deadline = clock() + self.config.deadline
+        policy = self.config.retry
+        attempt = 1
+        while True:
+            try:
+                await self._admission.enter(loop.time() + deadline - clock())
+            except Late as late:
+                raise LookupFailed(str(late)) from None
+            try:
+                answer = await self._backend.exchange(request, loop.time() + deadline - clock())
+            except Exception as exc:
+                failure = LookupFailed(
+                    f"the lookup failed ({scrub(f'{type(exc).__name__}: {exc}', self._password)})"
+                )
+            else:
+                try:
+                    return read(answer)
+                except LookupFailed as exc:
+                    failure = exc
+                finally:
+                    answer.finish(keep=200 <= answer.status < 300)
+            finally:
+                self._admission.leave()
+            wait = policy.backoff(attempt)
+            if attempt >= policy.attempts or clock() + wait >= deadline:
+                raise failure
+            logger.debug("lookup retried in %.3fs after attempt %d: %s", wait, attempt, failure)
+            await self._sleep(wait)
+            attempt += 1
+
+    # -- one attempt ----------------------------------------------------------------------
+
+    def _encode(self, sms: SMS) -> Request:
+        config = self.config
+        return build_request(
+            sms,
+            method=config.method,
+            path=self._path,
+            api_id=config.api_id,
+            api_password=self._password,
+            sms_type=config.sms_type,
+            encoding=config.encoding,
+            sender_id=config.sender_id,
+        )
 
     async def _attempt(
-        self, sms: SMS, request_parts: tuple[httpx.URL, bytes], deadline: float, attempt: int
+        self, sms: SMS, request: Request, deadline: float, attempt: int
     ) -> SendResult:
-        """One request for `sms`: wait for its turn, send, read the answer."""
-        remaining = await self._take_turn(sms, deadline, attempt)
+        """One request for `sms` before `deadline` (event-loop time): wait for its turn, send,
+        read the answer."""
+        admission = self._admission
+        try:
+            await admission.enter(deadline)
+        except Late as late:
+            raise NotSent(str(late), message=sms, attempts=attempt) from None
         try:
             if self._state is _State.CLOSED:
                 raise SenderClosed("this AsyncSender is closed; create a new one")
-            status_code, raw_headers, content = await self._exchange(
-                sms, request_parts, remaining, attempt
-            )
+            answer = await self._exchange(sms, request, deadline, attempt)
         finally:
-            self._semaphore.release()
+            admission.leave()
         try:
-            result = read_response(status_code, raw_headers, content, sms, attempts=attempt)
-        except SendError as exc:
-            self._note_failure(exc, asyncio.get_running_loop().time())
-            raise self._scrubbed(exc) from None
+            result = read_response(
+                answer.status,
+                answer.headers,
+                answer.body,
+                sms,
+                attempts=attempt,
+                secret=self._password,
+            )
+        except SendError as failure:
+            # An answer that is not the documented one for this message: what else comes on
+            # its connection cannot be trusted either.
+            answer.finish(keep=not isinstance(failure, OutcomeUnknown))
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug("attempt %d uid=%s: %s", attempt, sms.uid, type(failure).__name__)
+            admission.note(failure, self.config.retry.retry_after_cap)
+            raise
+        answer.finish(keep=True)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "attempt %d uid=%s: accepted, message_id=%s", attempt, sms.uid, result.message_id
             )
         return result
 
-    async def _take_turn(self, sms: SMS, deadline: float, attempt: int) -> float:
-        """Wait for the rate limit, a pause the gateway asked for, and a slot; hold the slot.
-
-        Returns the seconds left before the deadline. Raises `NotSent` if the deadline passes
-        first: nothing was sent.
-        """
-        loop = asyncio.get_running_loop()
-        if self._limiter is not None:
-            await self._limiter.acquire()
-        if self._paused_until > loop.time():
-            await self._wait_out_pause(sms, deadline, attempt)
-        remaining = deadline - loop.time()
-        if remaining <= 0:
-            raise NotSent(
-                "the deadline passed before the request was sent", message=sms, attempts=attempt
-            )
-        semaphore = self._semaphore
-        if not semaphore.locked():
-            await semaphore.acquire()
-            return remaining
-        try:
-            await _wait_acquire(semaphore, remaining)
-        except asyncio.TimeoutError:
-            raise NotSent(
-                f"no free slot among {self.max_concurrency} before the deadline",
-                message=sms,
-                attempts=attempt,
-            ) from None
-        if self._paused_until > loop.time():
-            # A 429 arrived while this send waited for its slot.
-            try:
-                await self._wait_out_pause(sms, deadline, attempt)
-            except BaseException:
-                semaphore.release()
-                raise
-        return deadline - loop.time()
-
-    async def _exchange(
-        self, sms: SMS, request_parts: tuple[httpx.URL, bytes], remaining: float, attempt: int
-    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-        """Send one request and read the whole answer: status, raw headers, body.
-
-        Every failure is translated by `_translate()`.
-        """
-        if remaining >= self._longest_timeout:
-            timeouts = self._timeouts
-        else:
-            timeouts = {k: min(v, remaining) for k, v in self._timeouts.items()}
-        url, body = request_parts
+    async def _exchange(self, sms: SMS, request: Request, deadline: float, attempt: int) -> Answer:
+        """The backend's exchange; every failure is translated by `_backends.translate()`."""
         failure: SendError | None = None
         try:
-            if self._fast is not None:
-                # The lean path: no httpx.Request or httpx.Response built per message.
-                return await self._fast.send_raw(self._template, url.raw_path, body, timeouts)
-            response = await self._handle(
-                httpx.Request(
-                    self.method,
-                    url,
-                    headers=self._headers,
-                    content=body,
-                    extensions={"timeout": timeouts},
-                )
-            )
-            try:
-                content = await response.aread()
-            finally:
-                await response.aclose()
-            return response.status_code, response.headers.raw, content
+            return await self._backend.exchange(request, deadline)
         except Exception as exc:
-            failure = self._translate(exc, sms, attempt)
+            failure = translate(exc, sms, attempt, self._password)
             if failure.__cause__ is exc:
                 raise failure from exc
         # Raised outside the except block: the original carried the password.
         raise failure
-
-    async def _wait_out_pause(self, sms: SMS, deadline: float, attempt: int) -> None:
-        """Wait until the pause the gateway asked for (429 with Retry-After) is over."""
-        loop = asyncio.get_running_loop()
-        pause = self._paused_until - loop.time()
-        if pause >= deadline - loop.time():
-            raise NotSent(
-                f"the gateway asked to pause {pause:.1f}s, past this send's deadline",
-                message=sms,
-                attempts=attempt,
-            )
-        await self._sleep(pause)
-
-    def _note_failure(self, exc: SendError, now: float) -> None:
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug("attempt %d uid=%s: %s", exc.attempts, exc.uid, type(exc).__name__)
-        if (
-            exc.status_code == 429
-            and exc.retry_after is not None
-            and exc.retry_after <= self.retry.retry_after_cap
-        ):
-            self._paused_until = max(self._paused_until, now + exc.retry_after)
-
-    def _translate(self, exc: Exception, sms: SMS, attempt: int) -> SendError:
-        """The one place where a transport's exception becomes the SDK's.
-
-        The cause is chained (`__cause__`) only where its text is free of the password.
-        """
-        text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        clean = scrub(text, self._password)
-        cls: type[SendError]
-        if isinstance(exc, _NEVER_SENT):
-            cls, detail = NotSent, f"could not reach the gateway ({clean})"
-        elif isinstance(exc, _UNSENDABLE):
-            cls, detail = Rejected, f"the request could not be sent ({clean})"
-        elif isinstance(exc, (httpx.TimeoutException)):
-            cls, detail = OutcomeUnknown, f"no answer in time after the request went out ({clean})"
-        else:
-            cls, detail = (
-                OutcomeUnknown,
-                f"the exchange broke off after the request went out ({clean})",
-            )
-        failure = cls(detail, message=sms, attempts=attempt)
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug("attempt %d uid=%s: %s", attempt, sms.uid, detail)
-        if clean == text and scrub(repr(exc), self._password) == repr(exc):
-            failure.__cause__ = exc
-        return failure
-
-    def _scrubbed(self, exc: SendError) -> SendError:
-        """`exc`, with the password removed should the gateway have echoed it."""
-        if isinstance(exc, SubmissionFailed):
-            exc.remarks = scrub(exc.remarks, self._password)
-            raw = repr(exc.body)
-            if scrub(raw, self._password) != raw:
-                exc.body = {
-                    k: scrub(v, self._password) if isinstance(v, str) else v
-                    for k, v in exc.body.items()
-                }
-        exc.detail = scrub(exc.detail, self._password)
-        exc.args = (exc.detail,)
-        return exc

@@ -2,17 +2,37 @@
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Final
 
 import click
 
 from ._app import app
+from ._common import BadInput
+
+#: What the load part imports beyond the SDK: the peer it is measured against, the plot, and
+#: the emulator's server. Checked before it starts, not minutes later at the first use.
+LOAD_MODULES: Final = ("aiohttp", "matplotlib", "uvicorn")
+BENCH_INSTALL_HINT: Final = "pip install 'haorui-async[cli,bench]'"
 
 
 def _default_out() -> Path:
     """`benchmarks/results` inside a checkout of the project, else `./haorui-bench-results`."""
     checkout = Path("benchmarks")
     return checkout / "results" if checkout.is_dir() else Path("haorui-bench-results")
+
+
+def missing_modules(names: Iterable[str]) -> list[str]:
+    """The modules of `names` that cannot be imported (imported for real, as the run would)."""
+    missing = []
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    return missing
 
 
 @app.command("bench")
@@ -72,7 +92,8 @@ def bench(
 
     The emulator runs in its own process on 127.0.0.1; each client runs in a fresh process per
     round and concurrency. Writes a JSON of raw results, a markdown table with ratios and a
-    plot. Needs the `bench` extra: pip install "haorui-async[cli,fast,bench]".
+    plot. The load part needs the `bench` extra: pip install 'haorui-async[cli,bench]'
+    (without it: exit 2 before anything runs).
     """
     import attrs
 
@@ -88,6 +109,12 @@ def bench(
         raise click.BadParameter(
             f"unknown: {', '.join(unknown)} (known: {', '.join(CLIENTS)})", param_hint="--client"
         )
+    parts = parts or _runner.PARTS
+    missing = missing_modules(LOAD_MODULES) if "load" in parts else []
+    if missing:
+        raise BadInput(
+            f"the load part of the benchmark needs {', '.join(missing)}: {BENCH_INSTALL_HINT}"
+        )
     sizes = _runner.FULL_SIZES if full else _runner.DEFAULT_SIZES
     if rounds is not None:
         sizes = attrs.evolve(sizes, rounds=rounds)
@@ -101,7 +128,7 @@ def bench(
         sizes=sizes,
         clients=clients or tuple(CLIENTS),
         concurrencies=concurrencies or _runner.DEFAULT_CONCURRENCY,
-        parts=parts or _runner.PARTS,
+        parts=parts,
         use_wrk=not no_wrk,
         progress=click.echo,
     )

@@ -32,13 +32,13 @@ from .._journal import ATTEMPTING, Journal
 from .._message import SMS
 from ._app import app
 from ._common import (
-    EXIT_BAD_INPUT,
-    EXIT_FAILED,
+    ENV_SENDER_ID,
     EXIT_INTERRUPTED,
-    EXIT_SENT,
-    EXIT_UNKNOWN,
+    BadInput,
     credentials,
     credentials_option,
+    exit_code_for_counts,
+    sender_id_option,
 )
 
 if TYPE_CHECKING:
@@ -82,13 +82,13 @@ def generated_uid(fingerprint: str, row: int) -> str:
 def read_header(path: Path) -> list[str]:
     """The header's column names, in lower case.
 
-    Raises click.ClickException when the header lacks a required column.
+    Raises BadInput when the header lacks a required column.
     """
     with path.open(newline="", encoding="utf-8-sig") as file:
         header = [name.strip().lower() for name in next(csv.reader(file), [])]
     missing = [name for name in REQUIRED_COLUMNS if name not in header]
     if missing:
-        raise click.ClickException(
+        raise BadInput(
             f"{path}: the header lacks the column(s) {', '.join(missing)}; "
             f"expected {', '.join(REQUIRED_COLUMNS)} and optionally {', '.join(OPTIONAL_COLUMNS)}"
         )
@@ -133,7 +133,9 @@ def build_message(
         callback_url=values.get("callback_url"),
     )
     if sms.sender_id is None and default_sender_id is None:
-        raise InvalidMessage("sender_id", None, "required: a sender_id column or --sender-id")
+        raise InvalidMessage(
+            "sender_id", None, f"required: a sender_id column, --sender-id or {ENV_SENDER_ID}"
+        )
     return sms
 
 
@@ -150,7 +152,9 @@ def outcome_record(row: int, line: int, outcome: Outcome) -> dict[str, Any]:
     if isinstance(error, SendError):
         record["status_code"] = error.status_code
         record["attempts"] = error.attempts
-    if error is not None:
+        # The record has the status, uid and attempts in fields of their own.
+        record["detail"] = error.detail
+    elif error is not None:
         record["detail"] = str(error)
     return record
 
@@ -310,20 +314,30 @@ class BulkJob:
             self.unhanded.clear()
 
     def exit_code(self, interrupted: bool) -> int:
-        if interrupted:
-            return EXIT_INTERRUPTED
-        if self.counts["unknown"]:
-            return EXIT_UNKNOWN
-        if self.counts["failed"] or self.counts["rejected"] or self.counts["not_sent"]:
-            return EXIT_FAILED
-        if self.counts["invalid"]:
-            return EXIT_BAD_INPUT
-        return EXIT_SENT
+        return EXIT_INTERRUPTED if interrupted else exit_code_for_counts(self.counts)
 
 
 def count_rows(path: Path) -> int:
     """How many records the file holds (for the progress bar's total)."""
     return sum(1 for _ in read_rows(path))
+
+
+def read_input(path: Path) -> tuple[list[str], str, int]:
+    """The header, fingerprint and record count of the CSV file, read in full before anything
+    is sent, so a file that cannot be read stops the command before its first row goes out.
+
+    Raises BadInput naming the file and what is wrong with it.
+    """
+    try:
+        return read_header(path), fingerprint(path), count_rows(path)
+    except UnicodeDecodeError as exc:
+        # `exc.start` counts from the chunk being decoded, not the file: name only the byte.
+        bad = exc.object[exc.start : exc.end]
+        raise BadInput(f"{path}: not UTF-8 text (it holds {bad!r}): save it as UTF-8") from None
+    except csv.Error as exc:
+        raise BadInput(f"{path}: not a readable CSV file ({exc})") from None
+    except OSError as exc:
+        raise BadInput(f"{path}: cannot read it ({exc.strerror or exc})") from None
 
 
 @app.command("bulk")
@@ -365,7 +379,7 @@ def count_rows(path: Path) -> int:
     show_default=True,
     help="Requests in flight at most.",
 )
-@click.option("--sender-id", default=None, help="Sender id of the rows that carry none.")
+@sender_id_option
 @click.option(
     "--method",
     type=click.Choice(["POST", "GET"], case_sensitive=False),
@@ -389,16 +403,17 @@ def bulk(
 
     Columns: phonenumber, textmessage; optional: uid, sms_type, encoding, sender_id,
     callback_url. Rows without a uid get a stable one (from the file's content and the row
-    number). Bad rows are reported with their line number, skipped, and written to the
-    outcomes file as "invalid".
+    number); rows without a sender_id get --sender-id (or HAORUI_SENDER_ID). Bad rows are
+    reported with their line number, skipped, and written to the outcomes file as "invalid".
 
     Every row is journaled before its request goes out. After a crash, run the same command
     again: rows never attempted are sent, rows with a recorded outcome are not sent again, and
     rows attempted without a recorded outcome are listed as "unknown" (not sent again unless
     --resend-unknown).
 
-    Exit status: 0 all sent; 1 some failed or were not sent; 2 bad input (some rows, or the
-    options); 3 some outcomes unknown (check by uid before sending again); 130 interrupted.
+    Exit status, by the rows' outcome kinds: 0 all sent; 1 some failed, rejected or
+    not_sent; 2 bad input (some rows invalid, a bad CSV file or bad options: then nothing is
+    sent); 3 some unknown (check by uid before sending again); 130 interrupted.
     """
     from rich.console import Console
 
@@ -417,27 +432,27 @@ def bulk(
             max_concurrency=concurrency,
         )
     except (ConfigurationError, InvalidMessage) as exc:
-        console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
-        raise SystemExit(EXIT_BAD_INPUT) from None
+        raise BadInput(str(exc)) from None
 
-    header = read_header(recipients)
-    rows = read_rows(recipients)
-    digest = fingerprint(recipients)
-    total = count_rows(recipients)
+    header, digest, total = read_input(recipients)
     journal_file = journal_path or out.with_name(out.name + ".journal")
     try:
         journal = Journal(journal_file, fingerprint=digest)
     except ConfigurationError as exc:
-        console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
-        raise SystemExit(EXIT_BAD_INPUT) from None
+        raise BadInput(str(exc)) from None
+    try:
+        out_file = out.open("w", encoding="utf-8")
+    except OSError as exc:
+        journal.close()
+        raise BadInput(f"--out {out}: cannot write it ({exc.strerror or exc})") from None
     code = _run_job(
         console=console,
         sender=sender,
         journal=journal,
         recipients=recipients,
-        out=out,
+        out_file=out_file,
         header=header,
-        rows=rows,
+        rows=read_rows(recipients),
         digest=digest,
         total=total,
         resend_unknown=resend_unknown,
@@ -453,7 +468,7 @@ def _run_job(
     sender: AsyncSender,
     journal: Journal,
     recipients: Path,
-    out: Path,
+    out_file: IO[str],
     header: list[str],
     rows: Generator[Row, None, None],
     digest: str,
@@ -483,7 +498,7 @@ def _run_job(
         TimeRemainingColumn(),
         console=console,
     )
-    with journal, out.open("w", encoding="utf-8") as out_file, progress:
+    with journal, out_file, progress:
         task = progress.add_task("sending", total=total, rate="")
         job = BulkJob(
             recipients=recipients,

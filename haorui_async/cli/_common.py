@@ -1,16 +1,17 @@
-"""What every command shares: credentials, exit codes, printing results."""
+"""What every command shares: credentials, the sender id, exit codes, describing failures."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
 import click
 
 from .. import _defaults as defaults
-from .._exceptions import InvalidMessage, NotSent, OutcomeUnknown, SendError
+from .._exceptions import ConfigurationError, HaoruiError, SendError
+from .._outcome import KINDS, OutcomeKind, kind_of
 
 #: Exit codes of the commands that send.
 EXIT_SENT: Final = 0
@@ -19,29 +20,86 @@ EXIT_BAD_INPUT: Final = 2  # bad input or configuration: nothing was sent (click
 EXIT_UNKNOWN: Final = 3  # it may have been sent: check before sending again
 EXIT_INTERRUPTED: Final = 130  # stopped by a signal before the end (the shell's 128 + SIGINT)
 
+#: The exit code of a send for each kind of outcome (the kinds of `send_many()`).
+EXIT_CODES: Final[Mapping[OutcomeKind, int]] = {
+    "sent": EXIT_SENT,
+    "failed": EXIT_FAILED,
+    "rejected": EXIT_FAILED,
+    "not_sent": EXIT_FAILED,
+    "unknown": EXIT_UNKNOWN,
+    "invalid": EXIT_BAD_INPUT,
+}
+#: The exit code of many sends: the first of these that one of them has. An unknown outcome
+#: needs a look-up before anything is sent again, a failed one a decision, a bad row a fix.
+EXIT_PRECEDENCE: Final = (EXIT_UNKNOWN, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_SENT)
+
+#: Read when --sender-id is not given, like the credentials.
+ENV_SENDER_ID: Final = "HAORUI_SENDER_ID"
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def exit_code_for(error: BaseException | None) -> int:
+class BadInput(click.ClickException):
+    """Bad input or configuration, found before anything was sent: click prints the message
+    and the command exits with `EXIT_BAD_INPUT`."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+def outcome_kind(error: HaoruiError | None) -> OutcomeKind:
+    """The kind of outcome of a send that ended with `error` (None: sent), as in `KINDS`."""
+    return kind_of(error)
+
+
+def exit_code_for(error: HaoruiError | None) -> int:
     """The exit code for a send that ended with `error` (None: sent)."""
-    if error is None:
-        return EXIT_SENT
-    if isinstance(error, OutcomeUnknown):
-        return EXIT_UNKNOWN
-    if isinstance(error, (InvalidMessage, ValueError)):
+    if isinstance(error, ConfigurationError):
+        # The sender could not be set up: no send was made, so there is no outcome.
         return EXIT_BAD_INPUT
-    if isinstance(error, (SendError, NotSent)):
-        return EXIT_FAILED
-    return EXIT_FAILED
+    return EXIT_CODES[outcome_kind(error)]
+
+
+def exit_code_for_counts(counts: Mapping[str, int]) -> int:
+    """The exit code of many sends, from how many ended with each kind of outcome."""
+    present = {EXIT_CODES[kind] for kind in KINDS if counts.get(kind)}
+    return next((code for code in EXIT_PRECEDENCE if code in present), EXIT_SENT)
+
+
+def describe_failure(error: HaoruiError) -> str:
+    """One line on a send that did not succeed, starting with its outcome kind; each fact once."""
+    if isinstance(error, ConfigurationError):
+        return f"error: {error}"
+    kind = outcome_kind(error)
+    if not isinstance(error, SendError):
+        return f"{kind}: {error}"
+    facts = [type(error).__name__]
+    # The detail of an HTTP error already names the status ("gateway answered HTTP 404").
+    if error.status_code is not None and f"HTTP {error.status_code}" not in error.detail:
+        facts.append(f"HTTP {error.status_code}")
+    facts += [f"uid={error.uid!r}", f"attempts={error.attempts}"]
+    advice = (
+        " It may have been sent: check by its uid before sending it again."
+        if error.may_have_been_sent
+        else ""
+    )
+    return f"{kind}: {error.detail} ({', '.join(facts)}).{advice}"
 
 
 def read_credentials_file(path: Path) -> dict[str, str]:
     """Read `KEY=value` lines (`HAORUI_API_ID`, `HAORUI_API_PASSWORD`, `HAORUI_BASE_URL`).
 
     Blank lines and lines starting with `#` are skipped; values may be quoted.
+
+    Raises click.BadParameter for a file that cannot be read or a line without `=`.
     """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise click.BadParameter(
+            f"cannot read it: {exc}", param_hint="--credentials-file"
+        ) from None
     values: dict[str, str] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(text.splitlines(), start=1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
@@ -81,4 +139,16 @@ def credentials_option(function: F) -> F:
             "File of KEY=value lines: HAORUI_API_ID, HAORUI_API_PASSWORD, HAORUI_BASE_URL. "
             "Without it, the environment variables of those names are used."
         ),
+    )(function)
+
+
+def sender_id_option(function: F) -> F:
+    """The `--sender-id` option of every command that sends, read from `HAORUI_SENDER_ID`
+    when not given."""
+    return click.option(
+        "--sender-id",
+        envvar=ENV_SENDER_ID,
+        show_envvar=True,
+        default=None,
+        help="Registered sender id, for the messages that carry none.",
     )(function)

@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .._bulk import send_many
+from .._bulk import KINDS, send_many
 from .._exceptions import SendError
 from .._message import SMS
 from .._sender import AsyncSender
@@ -33,6 +33,7 @@ from ..testing._cli import config_from_options
 from ..testing._config import option_specs
 from ..testing._model import DEMO_API_ID, DEMO_API_PASSWORD, DEMO_SENDER_ID
 from ._app import app
+from ._common import describe_failure
 from ._emulator import emulator_options
 
 #: How long the emulator subprocess may take to start listening.
@@ -41,16 +42,6 @@ STARTUP_TIMEOUT: Final = 20.0
 #: connection set-up dominates a short run.
 DEFAULT_DEMO_CONCURRENCY: Final = 50
 DEFAULT_DEMO_COUNT: Final = 10_000
-#: The outcome classes a summary shows, from the `Outcome.kind`s of `send_many()`.
-CLASSES: Final = {
-    "sent": "sent",
-    "failed": "submission failed",
-    "rejected": "not sent",
-    "not_sent": "not sent",
-    "invalid": "not sent",
-    "unknown": "outcome unknown",
-}
-CLASS_ORDER: Final = ("sent", "submission failed", "not sent", "outcome unknown")
 DEMO_PHONENUMBER: Final = "8613912345678"
 #: Where this package is imported from: the emulator subprocess must import this very copy,
 #: also from a checkout that is not installed.
@@ -144,7 +135,7 @@ async def _demo(
                 result = await sender.send(DEMO_PHONENUMBER, "Your code is 112233")
             except SendError as error:
                 # With injected faults the first message may fail too: show how.
-                console.print(f"one SMS: {type(error).__name__}: {error}")
+                console.print(f"one SMS: {describe_failure(error)}", markup=False)
             else:
                 console.print(
                     f"one SMS: status={result.status} message_id={result.message_id} "
@@ -193,7 +184,7 @@ async def _fan_out(
         unreported = 0
         async for outcome in send_many(sender, messages(), concurrency=concurrency):
             latencies.append(clock() - started.pop(outcome.index))
-            counts[CLASSES.get(outcome.kind, "outcome unknown")] += 1
+            counts[outcome.kind] += 1
             unreported += 1
             if unreported == 100:
                 progress.advance(task, unreported)
@@ -213,8 +204,8 @@ def _summary(
     table = Table(title=f"{count} sends")
     table.add_column("outcome")
     table.add_column("messages", justify="right")
-    for name in CLASS_ORDER:
-        table.add_row(name, str(counts.get(name, 0)))
+    for kind in KINDS:
+        table.add_row(kind, str(counts.get(kind, 0)))
     table.add_row("[bold]total[/]", f"[bold]{sum(counts.values())}[/]")
     console.print(table)
     latencies.sort()
@@ -262,7 +253,8 @@ def demo(count: int, concurrency: int, method: str, backend: str, **options: Any
     Nothing leaves this machine: the emulator listens on 127.0.0.1 and accepts the demo
     account. Prints the outcome counts (they add up to N), messages/s and p50/p99 latency.
     The emulator's options (--rate-503 0.05, --rate-500 0.01, --latency 0.01, ...) show how
-    the SDK sorts failures into classes.
+    the SDK sorts failures into the outcome kinds of send_many(): sent, failed, rejected,
+    not_sent, unknown, invalid.
     """
     try:
         config_from_options(options)

@@ -8,9 +8,10 @@ from typing import Any
 
 import click
 
-from ..testing._cli import config_from_options
+from ..testing._cli import config_from_options, load_server
 from ..testing._config import option_specs
 from ._app import app
+from ._common import BadInput
 
 
 def emulator_options(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -45,6 +46,8 @@ def emulator(host: str, port: int, **options: Any) -> None:
         config = config_from_options(options)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
-    from ..testing._server import run
-
+    try:
+        run = load_server()
+    except ImportError as exc:
+        raise BadInput(f"haorui-async emulator {exc}") from None
     run(config, host, port)

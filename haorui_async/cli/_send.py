@@ -7,14 +7,19 @@ from pathlib import Path
 
 import click
 
-from .._exceptions import HaoruiError, SendError, SubmissionFailed
+from .._exceptions import HaoruiError
 from .._protocol import SendResult
 from .._sender import AsyncSender
 from ._app import app
-from ._common import credentials, credentials_option, exit_code_for
-
-#: Read when --sender-id is not given, like the credentials.
-ENV_SENDER_ID = "HAORUI_SENDER_ID"
+from ._common import (
+    ENV_SENDER_ID,
+    BadInput,
+    credentials,
+    credentials_option,
+    describe_failure,
+    exit_code_for,
+    sender_id_option,
+)
 
 
 async def _send_one(
@@ -44,7 +49,7 @@ async def _send_command(
     try:
         result = await _send_one(creds, method, phonenumber, text, fields)
     except HaoruiError as error:
-        click.echo(_describe(error), err=True)
+        click.echo(describe_failure(error), err=True)
         return exit_code_for(error)
     click.echo(
         f"sent: message_id={result.message_id} uid={result.uid or result.message.uid} "
@@ -53,25 +58,10 @@ async def _send_command(
     return exit_code_for(None)
 
 
-def _describe(error: HaoruiError) -> str:
-    if isinstance(error, SubmissionFailed):
-        return f"failed: the gateway refused the message: {error.remarks or 'no remarks'}"
-    if isinstance(error, SendError):
-        advice = (
-            " It may have been sent: check by its uid before sending it again."
-            if error.may_have_been_sent
-            else ""
-        )
-        return f"{type(error).__name__}: {error}.{advice}"
-    return f"error: {error}"
-
-
 @app.command("send")
 @click.argument("phonenumber")
 @click.argument("text")
-@click.option(
-    "--sender-id", envvar=ENV_SENDER_ID, help=f"Registered sender id (default: ${ENV_SENDER_ID})."
-)
+@sender_id_option
 @click.option(
     "--sms-type",
     type=click.Choice(["T", "P"], case_sensitive=False),
@@ -108,12 +98,16 @@ def send(
     """Send one SMS to PHONENUMBER (country code and number) and print the gateway's answer.
 
     Credentials come from the environment (HAORUI_API_ID, HAORUI_API_PASSWORD,
-    HAORUI_BASE_URL) or from --credentials-file, never from the command line.
+    HAORUI_BASE_URL) or from --credentials-file, never from the command line. The sender id
+    comes from --sender-id or HAORUI_SENDER_ID.
 
-    Exit codes: 0 sent; 1 not sent (refused, or provably not accepted); 2 bad input or
-    configuration, nothing sent; 3 outcome unknown, it may have been sent.
+    Exit codes, by outcome kind: 0 sent; 1 failed, rejected or not_sent; 2 invalid (bad
+    input or configuration, nothing sent); 3 unknown (it may have been sent).
     """
     creds = credentials(credentials_file)
+    if sender_id is None:
+        # Checked here, where the option's name is known: the SDK can only name its argument.
+        raise BadInput(f"no sender id: give --sender-id or set {ENV_SENDER_ID}")
     fields = {
         "sender_id": sender_id,
         "sms_type": sms_type,

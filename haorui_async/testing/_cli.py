@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Final
 
 from ._config import EmulatorConfig, option_specs
 
-__all__ = ["build_parser", "config_from_options", "main"]
+__all__ = ["UVICORN_HINT", "build_parser", "config_from_options", "load_server", "main"]
+
+#: What to install when uvicorn is missing: the advice `haorui_async.testing.serve` gives.
+UVICORN_HINT: Final = "needs uvicorn: pip install 'haorui-async[emulator]'"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,14 +47,33 @@ def config_from_options(options: dict[str, Any]) -> EmulatorConfig:
     return EmulatorConfig(**{k: v for k, v in options.items() if k in names})
 
 
+def load_server() -> Callable[[EmulatorConfig, str, int], None]:
+    """The emulator's `run(config, host, port)`, imported with uvicorn only when asked for.
+
+    Raises:
+        ImportError: uvicorn (an optional extra) cannot be imported; the text says what to
+            install and why the import failed.
+    """
+    try:
+        from ._server import run
+    except ImportError as exc:
+        raise ImportError(f"{UVICORN_HINT} ({exc})") from exc
+    return run
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    """Parse the command line and run the emulator until SIGTERM or SIGINT."""
+    """Parse the command line and run the emulator until SIGTERM or SIGINT.
+
+    Exits 2 with a message for a bad option or a missing uvicorn.
+    """
     parser = build_parser()
     options = vars(parser.parse_args(argv))
     try:
         config = config_from_options(options)
     except ValueError as exc:
         parser.error(str(exc))
-    from ._server import run
-
+    try:
+        run = load_server()
+    except ImportError as exc:
+        parser.exit(2, f"{parser.prog} {exc}\n")
     run(config, options["host"], options["port"])

@@ -81,6 +81,22 @@ def messages(count: int, prefix: str = "m") -> list[SMS]:
     return [SMS("8613912345678", f"code {n}", uid=f"{prefix}{n}") for n in range(count)]
 
 
+async def eventually(
+    condition: Callable[[], bool], timeout: float = 10.0, *, every: float = 0.01
+) -> None:
+    """Wait until `condition()` holds, checked `every` seconds; fail after `timeout` seconds.
+
+    For a state the test reaches through other tasks or processes: a fixed sleep before
+    checking it would be too short on a busy machine.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"still false after {timeout} s")
+        await asyncio.sleep(every)
+
+
 @pytest.fixture
 async def gateway_sender() -> AsyncIterator[tuple[RecordingGateway, AsyncSender]]:
     gateway = RecordingGateway()

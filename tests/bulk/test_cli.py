@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
 
+from haorui_async._bulk import KINDS
 from haorui_async._journal import Journal
 from haorui_async.cli._app import app
 from haorui_async.cli._bulk import fingerprint, generated_uid
@@ -60,10 +62,20 @@ def recipients(path: Path, count: int, tag: str) -> Path:
     return write_csv(path, [["8613912345678", f"{tag} {n}"] for n in range(count)])
 
 
-def run_bulk(base_url: str, *args: str | Path) -> Result:
+def run_bulk(base_url: str, *args: str | Path, env: Mapping[str, str | None] = {}) -> Result:
+    """The bulk command against `base_url`; HAORUI_SENDER_ID unset unless `env` sets it."""
     return CliRunner().invoke(
-        app, ["bulk", *map(str, args)], env=env_for(base_url), catch_exceptions=False
+        app,
+        ["bulk", *map(str, args)],
+        env={**env_for(base_url), "HAORUI_SENDER_ID": None, **env},
+        catch_exceptions=False,
     )
+
+
+def summary_rows(output: str) -> dict[str, int]:
+    """The rows of the summary table: outcome label -> count."""
+    rows = re.findall(r"^\W*([a-z_ ]+?)\W+([\d,]+)\W*$", output, flags=re.MULTILINE)
+    return {label: int(count.replace(",", "")) for label, count in rows}
 
 
 def outcomes(path: Path) -> list[dict[str, Any]]:
@@ -136,6 +148,37 @@ def test_bad_rows_are_reported_with_their_line_and_written_as_invalid(
     assert "line 3: skipped: phonenumber" in result.output
     assert "line 8: skipped: expected 4 fields, got 5" in result.output
     assert accepted_uids(gateway)["row-ok-2"] == 1
+
+
+def test_the_sender_id_comes_from_haorui_sender_id_when_not_given(
+    gateway: str, tmp_path: Path
+) -> None:
+    csv_path = recipients(tmp_path / "r.csv", 5, "sender id from the environment")
+    out = tmp_path / "out.jsonl"
+    result = run_bulk(gateway, csv_path, "--out", out, env={"HAORUI_SENDER_ID": "HAORUI"})
+    assert result.exit_code == 0, result.output
+    assert [line["kind"] for line in outcomes(out)] == ["sent"] * 5
+
+
+def test_the_summary_lists_every_outcome_kind(gateway: str, tmp_path: Path) -> None:
+    csv_path = write_csv(tmp_path / "r.csv", [["8613912345678", "fine"], ["12", "bad number"]])
+    result = run_bulk(gateway, csv_path, "--out", tmp_path / "o", "--sender-id", "HAORUI")
+    assert result.exit_code == 2, result.output
+    expected = dict.fromkeys(KINDS, 0) | {"sent": 1, "invalid": 1, "not yet attempted": 0}
+    assert summary_rows(result.output) == expected
+
+
+def test_a_rejected_row_is_recorded_with_each_fact_once(gateway: str, tmp_path: Path) -> None:
+    csv_path = recipients(tmp_path / "r.csv", 1, "rejected")
+    out = tmp_path / "out.jsonl"
+    result = run_bulk(gateway + "/nowhere", csv_path, "--out", out, "--sender-id", "HAORUI")
+    assert result.exit_code == 1, result.output
+    [line] = outcomes(out)
+    assert line["kind"] == "rejected"
+    assert line["status_code"] == 404
+    assert line["detail"].count("HTTP 404") == 1, line["detail"]
+    assert line["uid"] not in line["detail"]
+    assert summary_rows(result.output)["rejected"] == 1
 
 
 def test_a_row_without_any_sender_id_is_invalid(gateway: str, tmp_path: Path) -> None:
@@ -236,14 +279,37 @@ def test_a_journal_of_another_layout_version_is_refused(tmp_path: Path) -> None:
         Journal(path, fingerprint="f")
 
 
-def test_a_header_without_the_required_columns_is_refused(gateway: str, tmp_path: Path) -> None:
-    csv_path = write_csv(tmp_path / "r.csv", [["x"]], header=("number",))
+def test_a_header_without_the_required_columns_exits_2(gateway: str, tmp_path: Path) -> None:
+    csv_path = write_csv(tmp_path / "r.csv", [["x"]], header=("phonenumber", "number"))
     result = run_bulk(gateway, csv_path, "--out", tmp_path / "o", "--sender-id", "HAORUI")
-    assert result.exit_code != 0
-    assert "phonenumber, textmessage" in result.output
+    assert result.exit_code == 2, result.output
+    assert "lacks the column(s) textmessage" in result.output
+    assert not (tmp_path / "o").exists()
     empty = tmp_path / "empty.csv"
     empty.write_text("")
-    assert run_bulk(gateway, empty, "--out", tmp_path / "o").exit_code != 0
+    result = run_bulk(gateway, empty, "--out", tmp_path / "o", "--sender-id", "HAORUI")
+    assert result.exit_code == 2, result.output
+    assert "lacks the column(s) phonenumber, textmessage" in result.output
+
+
+def test_a_file_that_is_not_utf8_exits_2_naming_the_problem(gateway: str, tmp_path: Path) -> None:
+    csv_path = tmp_path / "latin1.csv"
+    csv_path.write_bytes("phonenumber,textmessage\n8613912345678,Grüße\n".encode("latin-1"))
+    result = run_bulk(gateway, csv_path, "--out", tmp_path / "o", "--sender-id", "HAORUI")
+    assert result.exit_code == 2, result.output
+    assert f"{csv_path}: not UTF-8 text" in result.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_an_outcomes_file_that_cannot_be_written_exits_2(gateway: str, tmp_path: Path) -> None:
+    csv_path = recipients(tmp_path / "r.csv", 1, "nowhere to write")
+    out = tmp_path / "missing" / "out.jsonl"
+    result = run_bulk(
+        gateway, csv_path, "--out", out, "--journal", tmp_path / "j", "--sender-id", "HAORUI"
+    )
+    assert result.exit_code == 2, result.output
+    assert f"--out {out}: cannot write it" in result.output
+    assert accepted_uids(gateway)[generated_uid(fingerprint(csv_path), 1)] == 0
 
 
 def test_missing_credentials_exit_with_bad_input_before_anything(tmp_path: Path) -> None:

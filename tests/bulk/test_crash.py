@@ -14,13 +14,17 @@ from pathlib import Path
 import pytest
 
 from haorui_async.cli._bulk import fingerprint, generated_uid
-from haorui_async.testing import serve
+from haorui_async.testing import Hang, serve
 from haorui_async.testing._server import Emulator
 
 from ._emulator import env_for
+from .conftest import eventually
 
 ROWS = 1500
 COMMAND = "from haorui_async.cli import main; main()"
+#: How long a bulk run may take to journal its first rows: on a busy machine starting the
+#: interpreter and importing the command alone takes seconds.
+PROGRESS_TIMEOUT = 30.0
 
 pytestmark = pytest.mark.slow
 
@@ -57,15 +61,22 @@ async def start_bulk(base_url: str, csv_path: Path, out: Path) -> asyncio.subpro
 
 
 async def wait_for_done_rows(journal: Path, at_least: int) -> None:
-    for _ in range(400):
-        await asyncio.sleep(0.025)
+    def enough() -> bool:
         try:
-            done = sum(1 for s in journal_states(journal).values() if s == "done")
+            states = journal_states(journal)
         except sqlite3.OperationalError:
-            continue  # not created yet, or no table yet
-        if done >= at_least:
+            return False  # not created yet, or no table yet
+        return sum(1 for state in states.values() if state == "done") >= at_least
+
+    await eventually(enough, PROGRESS_TIMEOUT, every=0.025)
+
+
+async def read_until(stream: asyncio.StreamReader, text: str) -> None:
+    """Read `stream` line by line until a line holds `text`; fail at its end."""
+    while line := await stream.readline():
+        if text in line.decode():
             return
-    raise AssertionError("the bulk command made no progress")
+    raise AssertionError(f"the output ended without {text!r}")
 
 
 def outcome_lines(out: Path) -> dict[int, dict[str, object]]:
@@ -144,14 +155,20 @@ async def test_sigterm_lets_sends_in_flight_finish_so_the_rerun_has_no_unknown_r
 async def test_a_second_sigterm_cancels_the_sends_in_flight_and_records_them_unknown(
     tmp_path: Path,
 ) -> None:
-    async with serve(record="messages", latency=0.4) as slow:
+    async with serve(record="messages") as gateway:
         csv_path = make_csv(tmp_path / "r.csv", "twice")
         out = tmp_path / "out.jsonl"
         journal = tmp_path / "out.jsonl.journal"
-        run = await start_bulk(slow.base_url, csv_path, out)
+        run = await start_bulk(gateway.base_url, csv_path, out)
+        assert run.stderr is not None
         await wait_for_done_rows(journal, 40)
+        # From now on the gateway never answers: the sends in flight stay in flight until
+        # they are cancelled, however slowly this test gets to the second signal.
+        gateway.faults.inject(Hang(), times=ROWS)
+        await eventually(lambda: gateway.faults.served["hang"] > 0)
         run.send_signal(signal.SIGTERM)
-        await asyncio.sleep(0.1)
+        # Signals sent before the first is handled may merge into one.
+        await asyncio.wait_for(read_until(run.stderr, "stopping:"), PROGRESS_TIMEOUT)
         run.send_signal(signal.SIGTERM)
         _, stderr = await run.communicate()
         assert run.returncode == 130, stderr.decode()
@@ -165,4 +182,4 @@ async def test_a_second_sigterm_cancels_the_sends_in_flight_and_records_them_unk
         digest = fingerprint(csv_path)
         for row, line in lines.items():
             if line["kind"] == "sent":
-                assert slow.count_for_uid(generated_uid(digest, row)) == 1
+                assert gateway.count_for_uid(generated_uid(digest, row)) == 1

@@ -21,7 +21,7 @@ from haorui_async import (
 )
 from haorui_async._bulk import BulkReport, Outcome, _Window, send_all, send_many
 
-from .conftest import RecordingGateway, accepted, make_sender, messages
+from .conftest import RecordingGateway, accepted, eventually, make_sender, messages
 
 
 def by_uid_prefix(uid: str, number: int) -> httpx.Response:
@@ -124,8 +124,10 @@ async def test_a_slow_head_message_in_ordered_mode_holds_at_most_the_window() ->
     async with make_sender(gateway, max_concurrency=4) as sender:
         bulk = send_many(sender, messages(100), ordered=True, window=12)
         first = asyncio.ensure_future(anext(bulk))
+        await eventually(lambda: len(gateway.starts) >= 12)
+        # m0 blocks the head: 11 others finished, then nothing more was started (given time
+        # to start, a 13th would have).
         await asyncio.sleep(0.05)
-        # m0 blocks the head: 11 others finished, then nothing more was started.
         assert len(gateway.starts) == 12
         assert not first.done()
         release.set()
@@ -218,7 +220,8 @@ async def test_sends_still_in_flight_when_the_grace_runs_out_are_unknown() -> No
     async with make_sender(gateway, max_concurrency=6) as sender:
         async with send_many(sender, messages(100), ordered=True, grace=0.05) as bulk:
             got = [await anext(bulk) for _ in range(3)]
-            await asyncio.sleep(0.01)
+            # The three answered sends have been replaced: six hang.
+            await eventually(lambda: len(gateway.starts) == 9)
         # Leaving the block stopped the run.
         assert len(gateway.starts) == 9
     unknown = bulk.unyielded
@@ -238,7 +241,7 @@ async def test_cancelling_the_consumer_records_in_flight_sends_as_unknown() -> N
                     pass
 
         task = asyncio.create_task(consume())
-        await asyncio.sleep(0.05)
+        await eventually(lambda: len(gateway.starts) == 4)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -265,11 +268,13 @@ async def test_breaking_out_of_a_plain_async_for_stops_the_run() -> None:
 
 async def test_a_stop_while_the_input_is_being_read_takes_no_further_item() -> None:
     gate = asyncio.Event()
+    reading = asyncio.Event()
     reached_second = False
 
     async def slow_source() -> AsyncIterator[SMS]:
         nonlocal reached_second
         yield SMS("8613912345678", "first", uid="a")
+        reading.set()
         await gate.wait()
         reached_second = True
         yield SMS("8613912345678", "second", uid="b")
@@ -278,7 +283,7 @@ async def test_a_stop_while_the_input_is_being_read_takes_no_further_item() -> N
     async with make_sender(gateway, max_concurrency=1) as sender:
         bulk = send_many(sender, slow_source(), grace=1.0)
         assert (await anext(bulk)).uid == "a"
-        await asyncio.sleep(0.01)
+        await reading.wait()
         await bulk.aclose()
         gate.set()
         await asyncio.sleep(0.01)

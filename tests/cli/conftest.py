@@ -28,6 +28,20 @@ def start_emulator(*arguments: str) -> tuple[subprocess.Popen[str], str]:
     return process, line.strip().removeprefix("listening on ")
 
 
+def without_modules(directory: Path, *names: str) -> dict[str, str]:
+    """An environment in which `names` cannot be imported, as if they were not installed.
+
+    A module of each name in `directory`, first on PYTHONPATH, raises the error that importing
+    a missing one raises.
+    """
+    for name in names:
+        text = f"No module named {name!r}"
+        (directory / f"{name}.py").write_text(
+            f"raise ModuleNotFoundError({text!r}, name={name!r})\n", encoding="utf-8"
+        )
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(directory), str(ROOT)])}
+
+
 def stop(process: subprocess.Popen[str]) -> None:
     process.terminate()
     process.communicate(timeout=20)

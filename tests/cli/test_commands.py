@@ -8,22 +8,26 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 import httpx
 import pytest
 from click.testing import CliRunner
 
+from haorui_async._bulk import KINDS
 from haorui_async.cli._app import app
 from haorui_async.cli._common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_SENT, EXIT_UNKNOWN
 from haorui_async.cli._demo import emulator_arguments, emulator_process, percentile
 from haorui_async.testing import DEMO_API_ID, DEMO_API_PASSWORD
 
-from .conftest import ROOT
+from .conftest import ROOT, without_modules
 
 pytestmark = pytest.mark.integration
 
 PHONE = "+86 139 1234 5678"
+#: The arguments to `python` that run the installed `haorui-async` command.
+COMMAND = ["-c", "from haorui_async.cli import main; main()"]
 
 
 def env_for(url: str, password: str = DEMO_API_PASSWORD) -> dict[str, str]:
@@ -35,6 +39,34 @@ def env_for(url: str, password: str = DEMO_API_PASSWORD) -> dict[str, str]:
     }
 
 
+def stats(emulator_url: str) -> dict[str, Any]:
+    """The emulator's counters."""
+    counters: dict[str, Any] = httpx.get(emulator_url + "/_emulator/stats", timeout=10).json()
+    return counters
+
+
+def run_python(
+    *arguments: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `python *arguments` to its end (at most a minute); its exit code and output."""
+    return subprocess.run(
+        [sys.executable, *arguments],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=60,
+        check=False,
+    )
+
+
+def assert_install_hint(completed: subprocess.CompletedProcess[str], hint: str) -> None:
+    """Check that a command missing an extra exited 2 with `hint`, and no traceback."""
+    assert completed.returncode == 2, completed.stderr
+    assert "Traceback" not in completed.stderr
+    assert hint in completed.stderr
+
+
 def test_send_prints_the_message_id_and_exits_0(emulator_url: str) -> None:
     result = CliRunner().invoke(
         app, ["send", PHONE, "Your code is 1", "--uid", "cli-1"], env=env_for(emulator_url)
@@ -42,8 +74,7 @@ def test_send_prints_the_message_id_and_exits_0(emulator_url: str) -> None:
     assert result.exit_code == EXIT_SENT, result.output
     assert "sent: message_id=" in result.output
     assert "uid=cli-1" in result.output
-    stats = httpx.get(emulator_url + "/_emulator/stats").json()
-    assert stats["accepted"] >= 1
+    assert stats(emulator_url)["accepted"] >= 1
 
 
 def test_send_reads_credentials_from_a_file(emulator_url: str, tmp_path: Path) -> None:
@@ -85,17 +116,50 @@ def test_send_refused_by_the_gateway_exits_1_without_showing_the_password(
     assert "not-the-password" not in result.output
 
 
-def test_send_rejected_by_http_exits_1(emulator_url: str) -> None:
+def test_send_rejected_by_http_exits_1_and_states_each_fact_once(emulator_url: str) -> None:
     result = CliRunner().invoke(app, ["send", PHONE, "hi"], env=env_for(emulator_url + "/nowhere"))
     assert result.exit_code == EXIT_FAILED
+    assert result.output.startswith("rejected: "), result.output
     assert "Rejected" in result.output
-    assert "may have been sent" not in result.output.split(".")[-1]
+    assert result.output.count("HTTP 404") == 1, result.output
+    assert result.output.count("uid=") == 1, result.output
+    assert "may have been sent" not in result.output
 
 
-def test_send_whose_outcome_is_unknown_exits_3(failing_emulator_url: str) -> None:
+def test_send_whose_outcome_is_unknown_exits_3_and_says_so_once(
+    failing_emulator_url: str,
+) -> None:
     result = CliRunner().invoke(app, ["send", PHONE, "hi"], env=env_for(failing_emulator_url))
     assert result.exit_code == EXIT_UNKNOWN
+    assert result.output.startswith("unknown: "), result.output
     assert "check by its uid" in result.output
+    assert result.output.count("HTTP 500") == 1, result.output
+    assert result.output.count("may have been sent") == 1, result.output
+
+
+def test_send_without_a_sender_id_names_the_option_and_the_variable_and_sends_nothing(
+    emulator_url: str,
+) -> None:
+    before = stats(emulator_url)["received"]
+    result = CliRunner().invoke(
+        app, ["send", PHONE, "hi"], env={**env_for(emulator_url), "HAORUI_SENDER_ID": None}
+    )
+    assert result.exit_code == EXIT_BAD_INPUT, result.output
+    assert "--sender-id" in result.output
+    assert "HAORUI_SENDER_ID" in result.output
+    assert "AsyncSender(" not in result.output
+    assert stats(emulator_url)["received"] == before
+
+
+def test_every_command_with_a_sender_id_option_reads_it_from_haorui_sender_id() -> None:
+    with_option = {
+        name: param
+        for name, command in app.commands.items()
+        for param in command.params
+        if param.name == "sender_id"
+    }
+    assert set(with_option) == {"send", "bulk"}
+    assert {param.envvar for param in with_option.values()} == {"HAORUI_SENDER_ID"}
 
 
 @pytest.mark.parametrize(
@@ -109,12 +173,12 @@ def test_send_whose_outcome_is_unknown_exits_3(failing_emulator_url: str) -> Non
 def test_send_with_bad_input_exits_2_and_sends_nothing(
     emulator_url: str, arguments: list[str], environment: dict[str, str] | None
 ) -> None:
-    before = httpx.get(emulator_url + "/_emulator/stats").json()["received"]
+    before = stats(emulator_url)["received"]
     result = CliRunner().invoke(
         app, arguments, env={**env_for(emulator_url), **(environment or {})}
     )
     assert result.exit_code == EXIT_BAD_INPUT, result.output
-    assert httpx.get(emulator_url + "/_emulator/stats").json()["received"] == before
+    assert stats(emulator_url)["received"] == before
 
 
 def test_send_offers_no_password_option() -> None:
@@ -123,6 +187,35 @@ def test_send_offers_no_password_option() -> None:
     assert "--credentials-file" in result.output
     assert "--api-password" not in result.output
     assert "--password" not in result.output
+
+
+def test_the_emulator_without_uvicorn_prints_the_install_hint_and_exits_2(
+    tmp_path: Path,
+) -> None:
+    completed = run_python(
+        "-m", "haorui_async.testing", "--port", "0", env=without_modules(tmp_path, "uvicorn")
+    )
+    assert_install_hint(completed, "needs uvicorn: pip install 'haorui-async[emulator]'")
+    assert completed.stdout == ""
+
+
+def test_the_emulator_command_without_uvicorn_prints_the_install_hint_and_exits_2(
+    tmp_path: Path,
+) -> None:
+    completed = run_python(*COMMAND, "emulator", env=without_modules(tmp_path, "uvicorn"))
+    assert_install_hint(completed, "needs uvicorn: pip install 'haorui-async[emulator]'")
+
+
+def test_bench_without_its_extra_prints_the_install_hint_and_exits_2(tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    # Small sizes, so that a bench which does not check first fails fast at its plot.
+    arguments = ["--part", "load", "--client", "floor", "-c", "1", "--rounds", "1"]
+    arguments += ["--seconds", "0.05", "--count", "5", "--no-wrk", "--out", str(out)]
+    env = without_modules(tmp_path, "aiohttp", "matplotlib")
+    completed = run_python(*COMMAND, "bench", *arguments, env=env)
+    assert_install_hint(completed, "pip install 'haorui-async[cli,bench]'")
+    assert "aiohttp, matplotlib" in completed.stderr
+    assert not out.exists()
 
 
 def test_the_emulator_command_refuses_a_bad_rate() -> None:
@@ -143,8 +236,7 @@ def test_the_emulator_command_serves_until_sigterm() -> None:
     process = subprocess.Popen(
         [
             sys.executable,
-            "-c",
-            "from haorui_async.cli import main; main()",
+            *COMMAND,
             "emulator",
             "--port",
             str(port),
@@ -160,8 +252,7 @@ def test_the_emulator_command_serves_until_sigterm() -> None:
         assert process.stdout is not None
         line = process.stdout.readline()
         assert line == f"listening on http://127.0.0.1:{port}\n"
-        stats = httpx.get(f"http://127.0.0.1:{port}/_emulator/stats", timeout=10).json()
-        assert stats["received"] == 0
+        assert stats(f"http://127.0.0.1:{port}")["received"] == 0
     finally:
         process.send_signal(signal.SIGTERM)
         out, err = process.communicate(timeout=30)
@@ -187,13 +278,15 @@ def test_demo_sends_one_then_fans_out_and_the_counts_add_up() -> None:
     assert '"accepted": 151' in result.output
 
 
-def test_demo_with_faults_sorts_the_failures_into_classes() -> None:
+def test_demo_with_faults_counts_the_outcomes_by_kind() -> None:
     result = CliRunner().invoke(
         app, ["demo", "-n", "40", "--rate-500", "1", "--method", "GET", "--seed", "1"]
     )
     assert result.exit_code == 0, result.output
-    assert re.search(r"outcome unknown\W+40\b", result.output), result.output
-    assert re.search(r"\bsent\W+0\b", result.output), result.output
+    rows = re.findall(r"^\W*([a-z_]+)\W+(\d+)\W*$", result.output, flags=re.MULTILINE)
+    expected = [(kind, "40" if kind == "unknown" else "0") for kind in KINDS]
+    assert rows == [*expected, ("total", "40")], result.output
+    assert "one SMS: unknown: gateway answered HTTP 500 (OutcomeUnknown" in result.output
     assert '"faults": {"500": 41}' in result.output
 
 
@@ -220,14 +313,7 @@ def test_percentile_uses_the_nearest_rank() -> None:
 
 @pytest.mark.slow
 def test_the_installed_command_runs_the_demo() -> None:
-    completed = subprocess.run(
-        [sys.executable, "-c", "from haorui_async.cli import main; main()", "demo", "-n", "200"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-        check=False,
-    )
+    completed = run_python(*COMMAND, "demo", "-n", "200", cwd=ROOT)
     assert completed.returncode == 0, completed.stderr
     assert "200 sends" in completed.stdout
 

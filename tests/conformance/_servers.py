@@ -22,18 +22,32 @@ from typing import Any
 
 import uvicorn
 
+from haorui_async._defaults import MAX_ANSWER_BODY
+
 HOST = "127.0.0.1"
 #: How long a server may take to start or stop before the test fails instead of hanging.
 START_TIMEOUT = 10.0
 #: Servers close idle keep-alive connections after this many seconds: short, so that the
 #: test of a connection closed by the server does not wait long.
 SERVER_KEEPALIVE = 1.0
-#: The `remarks` of the large answer: about 1 MB.
-LARGE_REMARKS = "x" * 1_000_000
+#: The `remarks` of the large answer: near the cap on the answer's body, within it.
+LARGE_REMARKS = "x" * (MAX_ANSWER_BODY - 200)
+#: The `remarks` of the answer past the cap: about 1 MB.
+HUGE_REMARKS = "x" * 1_000_000
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+async def read_body(receive: Receive) -> bytes:
+    """The whole body of an ASGI HTTP request, however many messages it comes in."""
+    parts: list[bytes] = []
+    while True:
+        message = await receive()
+        parts.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(parts)
 
 
 class Gateway:
@@ -58,12 +72,7 @@ class Gateway:
                     await send({"type": "lifespan.shutdown.complete"})
                     return
         assert scope["type"] == "http"
-        body = b""
-        more = True
-        while more:
-            message = await receive()
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
+        body = await read_body(receive)
         _, tag, behaviour, *_ = scope["path"].split("/")
         client = scope.get("client") or ("?", 0)
         self.seen[tag].append((client[0], client[1]))
@@ -77,11 +86,16 @@ class Gateway:
         status = 200
         if behaviour == "large":
             answer["remarks"] = LARGE_REMARKS
+        elif behaviour == "huge":
+            answer["remarks"] = HUGE_REMARKS
         elif behaviour.startswith("status"):
             status = int(behaviour.removeprefix("status"))
         payload = json.dumps(answer).encode()
         start: dict[str, Any] = {"type": "http.response.start", "status": status}
-        if behaviour == "chunked":
+        if behaviour in ("chunked", "huge-chunked"):
+            if behaviour == "huge-chunked":
+                answer["remarks"] = HUGE_REMARKS
+                payload = json.dumps(answer).encode()
             # No Content-Length and several body messages: the server frames it chunked.
             start["headers"] = [(b"content-type", b"application/json")]
             await send(start)
@@ -209,15 +223,15 @@ class RawServer:
         return f"http://{HOST}:{port}"
 
     async def read_request(self, reader: asyncio.StreamReader) -> bytes:
-        """Read one request, head and Content-Length body, and count it."""
-        head = await reader.readuntil(b"\r\n\r\n")
-        length = 0
-        for line in head.split(b"\r\n"):
-            if line.lower().startswith(b"content-length:"):
-                length = int(line.split(b":", 1)[1])
-        body = await reader.readexactly(length)
-        self.requests += 1
+        """Read one request, head and Content-Length body, and count it; return the body."""
+        _, body = await self.read_head_and_body(reader)
         return body
+
+    async def read_head_and_body(self, reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
+        """Read one request and count it; return its head and its Content-Length body."""
+        request = await read_head_and_body(reader)
+        self.requests += 1
+        return request
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
@@ -247,6 +261,16 @@ class RawServer:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
             await self._server.wait_closed()
+
+
+async def read_head_and_body(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
+    """Read one request from `reader`: its head, and the body its Content-Length frames."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":", 1)[1])
+    return head, await reader.readexactly(length)
 
 
 def answer_bytes(uid: str | None, *, close: bool = False) -> bytes:

@@ -1,4 +1,8 @@
-"""Fixtures of the backend conformance suite: the backends, and the real servers they face."""
+"""Fixtures of the backend conformance suite: the backends, and the real servers they face.
+
+Every test runs once on asyncio's own event loop and once on uvloop: the hook imported from
+`tests/_loops.py` is found here by pytest-asyncio.
+"""
 
 from __future__ import annotations
 
@@ -12,22 +16,20 @@ import httpx
 import pytest
 import trustme
 
-from haorui_async import AsyncSender, RetryPolicy
-from haorui_async._fast import FastTransport
+from haorui_async import AsyncSender
+from haorui_async._backends._transport import PoolTransport
 
+from .._kit import make_test_sender
+from .._loops import pytest_asyncio_loop_factories as pytest_asyncio_loop_factories
 from ._servers import Gateway, hypercorn_in_thread, uvicorn_in_thread
 
-API_ID = "API43404236"
-#: Distinctive, and with characters that URL- and JSON-encoding change.
-PASSWORD = "Pa55/w+rd&conformance\u00e9!"
-#: Attempts of the retry policy used throughout: enough to see a retry, few enough to be quick.
-ATTEMPTS = 3
 #: The timeouts of the senders under test, unless a test sets its own.
 TIMEOUT = 5.0
 
 MakeSender = Callable[..., AsyncSender]
 
-BACKENDS = ["httpx", "fast", "fast-h11-transport"]
+BACKENDS = ["httpx", "fast", "pool-transport-httptools"]
+
 SERVERS = ["uvicorn-h11", "uvicorn-httptools", "hypercorn"]
 
 
@@ -97,10 +99,11 @@ def trusting_context(ca: trustme.CA) -> ssl.SSLContext:
 async def backend(request: pytest.FixtureRequest) -> AsyncIterator[MakeSender]:
     """A factory of `AsyncSender`s on each backend in turn, closed after the test.
 
-    `make(base_url, ssl_context=None, **options)`: "httpx" is the default backend; "fast" is
-    `backend="fast"` (FastTransport's lean `send_raw` path, httptools); "fast-h11-transport"
-    is a `FastTransport` with its h11 parser given as `transport=` (its
-    `handle_async_request` path).
+    `make(base_url, ssl_context=None, **options)`: "httpx" is the default backend (the SDK's
+    pool behind httpx, h11); "fast" is `backend="fast"` (the pool driven directly,
+    httptools); "pool-transport-httptools" is a `PoolTransport` reading with httptools given
+    as `transport=`, so the path of a caller's own transport (a wall-clock deadline, the
+    body read within the cap) is exercised too.
     """
     name: str = request.param
     senders: list[AsyncSender] = []
@@ -108,25 +111,21 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[MakeSender]:
     def make(
         base_url: str, *, ssl_context: ssl.SSLContext | None = None, **options: Any
     ) -> AsyncSender:
-        options.setdefault("api_id", API_ID)
-        options.setdefault("api_password", PASSWORD)
-        options.setdefault("sender_id", "HAORUI")
-        options.setdefault("retry", RetryPolicy(attempts=ATTEMPTS, backoff_base=0.0))
         options.setdefault("timeout", TIMEOUT)
         options.setdefault("max_concurrency", 10)
         transport: httpx.AsyncBaseTransport | None = None
-        if name == "fast-h11-transport":
-            transport = FastTransport(
+        if name == "pool-transport-httptools":
+            transport = PoolTransport(
                 base_url,
                 max_connections=options["max_concurrency"],
                 ssl_context=ssl_context,
-                parser="h11",
+                parser="httptools",
             )
         else:
             options["ssl_context"] = ssl_context
             if name == "fast":
                 options["backend"] = "fast"
-        sender = AsyncSender(base_url=base_url, transport=transport, **options)
+        sender = make_test_sender(base_url=base_url, transport=transport, **options)
         senders.append(sender)
         return sender
 

@@ -8,18 +8,30 @@ real server (uvicorn with h11, uvicorn with httptools, hypercorn).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 import traceback
-from typing import Literal
+from collections.abc import AsyncIterator
+from typing import Any, Literal
 
 import httpx
 import pytest
 
-from haorui_async import NotSent, OutcomeUnknown, SendError
+from haorui_async import AsyncSender, NotSent, OutcomeUnknown, SendError
 
-from ._servers import SERVER_KEEPALIVE, Gateway, RawServer, answer_bytes, free_port, reset
-from .conftest import ATTEMPTS, PASSWORD, MakeSender
+from .._kit import ATTEMPTS, PASSWORD
+from ._servers import (
+    LARGE_REMARKS,
+    SERVER_KEEPALIVE,
+    Fault,
+    Gateway,
+    RawServer,
+    answer_bytes,
+    free_port,
+    reset,
+)
+from .conftest import MakeSender
 
 pytestmark = pytest.mark.integration
 
@@ -52,7 +64,17 @@ async def test_large_answer_is_read_whole(
 ) -> None:
     sender = backend(f"{server}/{tag}/large")
     result = await sender.send(PHONE, TEXT)
-    assert len(result.remarks) == 1_000_000
+    assert len(result.remarks) == len(LARGE_REMARKS)
+
+
+@pytest.mark.parametrize("behaviour", ["huge", "huge-chunked"])
+async def test_an_answer_past_the_cap_is_unknown(
+    backend: MakeSender, server: str, gateway: Gateway, tag: str, behaviour: str
+) -> None:
+    sender = backend(f"{server}/{tag}/{behaviour}")
+    with pytest.raises(OutcomeUnknown, match="past|cap") as info:
+        await sender.send(PHONE, TEXT, uid="u-huge")
+    assert info.value.uid == "u-huge"
 
 
 async def test_get_request_is_accepted(
@@ -98,27 +120,38 @@ async def test_connection_closed_by_idle_server_is_replaced_without_error(
 # -- the outcome of each HTTP status -------------------------------------------------------------
 
 
-async def test_500_is_outcome_unknown_and_not_retried(
-    backend: MakeSender, uvicorn_httptools: str, gateway: Gateway, tag: str
+@pytest.mark.parametrize(
+    ("behaviour", "error", "status", "attempts"),
+    [("status500", OutcomeUnknown, 500, 1), ("status503", NotSent, 503, ATTEMPTS)],
+    ids=["500-is-outcome-unknown-and-not-retried", "503-is-not-sent-and-retried"],
+)
+async def test_an_http_status_ends_as_its_outcome_after_its_retries(
+    backend: MakeSender,
+    uvicorn_httptools: str,
+    gateway: Gateway,
+    tag: str,
+    behaviour: str,
+    error: type[SendError],
+    status: int,
+    attempts: int,
 ) -> None:
-    sender = backend(f"{uvicorn_httptools}/{tag}/status500")
-    with pytest.raises(OutcomeUnknown) as caught:
+    sender = backend(f"{uvicorn_httptools}/{tag}/{behaviour}")
+    with pytest.raises(error) as caught:
         await sender.send(PHONE, TEXT)
-    assert (caught.value.status_code, caught.value.attempts) == (500, 1)
-    assert gateway.requests(tag) == 1
-
-
-async def test_503_is_not_sent_and_retried(
-    backend: MakeSender, uvicorn_httptools: str, gateway: Gateway, tag: str
-) -> None:
-    sender = backend(f"{uvicorn_httptools}/{tag}/status503")
-    with pytest.raises(NotSent) as caught:
-        await sender.send(PHONE, TEXT)
-    assert (caught.value.status_code, caught.value.attempts) == (503, ATTEMPTS)
-    assert gateway.requests(tag) == ATTEMPTS
+    assert (caught.value.status_code, caught.value.attempts) == (status, attempts)
+    assert gateway.requests(tag) == attempts
 
 
 # -- faults: the error classification ---------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def sender_facing(
+    fault: Fault, backend: MakeSender, **options: Any
+) -> AsyncIterator[tuple[RawServer, AsyncSender]]:
+    """A raw server acting out `fault`, and a sender on the test's backend for it."""
+    async with RawServer(fault).serving() as server:
+        yield server, backend(server.url, **options)
 
 
 async def test_connection_refused_is_not_sent_and_retried(backend: MakeSender) -> None:
@@ -162,10 +195,9 @@ async def _half_an_answer(
     "fault", [_close_after_reading, _reset_after_reading, _half_an_answer], ids=lambda f: f.__name__
 )
 async def test_connection_lost_after_the_request_is_outcome_unknown_and_not_retried(
-    backend: MakeSender, fault: object
+    backend: MakeSender, fault: Fault
 ) -> None:
-    async with RawServer(fault).serving() as server:  # type: ignore[arg-type]  # a fault
-        sender = backend(server.url)
+    async with sender_facing(fault, backend) as (server, sender):
         with pytest.raises(OutcomeUnknown) as caught:
             await sender.send(PHONE, TEXT)
     assert caught.value.may_have_been_sent
@@ -174,8 +206,8 @@ async def test_connection_lost_after_the_request_is_outcome_unknown_and_not_retr
 
 
 async def test_read_timeout_is_outcome_unknown_and_not_retried(backend: MakeSender) -> None:
-    async with RawServer(_never_answer).serving() as server:
-        sender = backend(server.url, timeout=httpx.Timeout(TIMEOUT_OTHER, read=0.3))
+    timeout = httpx.Timeout(TIMEOUT_OTHER, read=0.3)
+    async with sender_facing(_never_answer, backend, timeout=timeout) as (server, sender):
         loop = asyncio.get_running_loop()
         started = loop.time()
         with pytest.raises(OutcomeUnknown) as caught:
@@ -205,9 +237,9 @@ async def test_slow_answer_within_the_read_timeout_of_each_read_is_accepted(
     backend: MakeSender,
 ) -> None:
     # About 0.8 s in all, never 0.5 s without a byte: the read timeout is per read.
-    async with RawServer(_trickle).serving() as server:
-        sender = backend(server.url, timeout=httpx.Timeout(TIMEOUT_OTHER, read=0.5))
-        result = await sender.send(PHONE, TEXT)
+    timeout = httpx.Timeout(TIMEOUT_OTHER, read=0.5)
+    async with sender_facing(_trickle, backend, timeout=timeout) as (_, sender):
+        result = await sender.send(PHONE, TEXT, uid="u-slow")
     assert result.uid == "u-slow"
 
 
@@ -223,8 +255,7 @@ async def _answer_then_close_when_idle(
 async def test_connection_closed_by_server_after_an_answer_is_not_reused(
     backend: MakeSender,
 ) -> None:
-    async with RawServer(_answer_then_close_when_idle).serving() as server:
-        sender = backend(server.url)
+    async with sender_facing(_answer_then_close_when_idle, backend) as (server, sender):
         await sender.send(PHONE, TEXT)
         await asyncio.sleep(0.2)
         result = await sender.send(PHONE, TEXT)
@@ -243,8 +274,7 @@ async def _answer_with_connection_close(
 
 
 async def test_connection_close_answer_is_not_reused(backend: MakeSender) -> None:
-    async with RawServer(_answer_with_connection_close).serving() as server:
-        sender = backend(server.url)
+    async with sender_facing(_answer_with_connection_close, backend) as (server, sender):
         await sender.send(PHONE, TEXT)
         result = await sender.send(PHONE, TEXT)
     assert result.attempts == 1

@@ -1,3 +1,5 @@
+"""Fixtures of the unit tests: senders on a MockTransport, the gateway's answers, a fake sleep."""
+
 from __future__ import annotations
 
 import json
@@ -9,8 +11,7 @@ import pytest
 
 from haorui_async import AsyncSender, RetryPolicy
 
-API_ID = "API43404236"
-PASSWORD = "s3cret-Pa55word!"
+from .._kit import Answer, make_test_sender
 
 ACCEPTED = {"message_id": 26471304, "status": "S", "remarks": "Message Submitted Sucessfully"}
 
@@ -22,12 +23,16 @@ def accepted(request: httpx.Request, **extra: Any) -> httpx.Response:
     )
 
 
-def scripted(*answers: httpx.Response) -> Callable[[httpx.Request], httpx.Response]:
-    """A handler that gives `answers` in turn, then the documented success answer."""
+def scripted(*answers: httpx.Response | Answer) -> Answer:
+    """A handler that gives `answers` in turn, then the documented success answer.
+
+    An answer is a response, or a handler to call with the request (one that raises, say).
+    """
     queue = iter(answers)
 
     def handler(request: httpx.Request) -> httpx.Response:
-        return next(queue, None) or accepted(request)
+        answer = next(queue, accepted)
+        return answer if isinstance(answer, httpx.Response) else answer(request)
 
     return handler
 
@@ -60,11 +65,9 @@ def make_sender(fake_sleep: FakeSleep) -> Callable[..., AsyncSender]:
     """Build senders on a MockTransport with test credentials and a sleep that never sleeps."""
 
     def make(handler: Callable[[httpx.Request], Any], **options: Any) -> AsyncSender:
-        options.setdefault("api_id", API_ID)
-        options.setdefault("api_password", PASSWORD)
-        options.setdefault("sender_id", "HAORUI")
         options.setdefault("sleep", fake_sleep)
+        # With the default back-off: the fake sleep records the waits a test checks.
         options.setdefault("retry", RetryPolicy(attempts=4))
-        return AsyncSender(transport=httpx.MockTransport(handler), **options)
+        return make_test_sender(transport=httpx.MockTransport(handler), **options)
 
     return make

@@ -13,22 +13,30 @@ ucs2_text = st.text(alphabet=st.characters(codec="utf-8"), min_size=1, max_size=
 )
 
 
+def at_the_part_limits(
+    encoding: str, char: str, single: int, each: int
+) -> list[tuple[str, str, int, int]]:
+    """Texts of `char` (one unit) at both sides of the limit of one part (`single` units) and
+    of two parts (`each` units a part: the rest of a part carries the header that joins them),
+    with their encoding, units and parts."""
+    return [
+        (char * single, encoding, single, 1),
+        (char * (single + 1), encoding, single + 1, 2),
+        (char * 2 * each, encoding, 2 * each, 2),
+        (char * (2 * each + 1), encoding, 2 * each + 1, 3),
+    ]
+
+
 @pytest.mark.parametrize(
     ("text", "encoding", "units", "parts"),
     [
-        ("a" * 160, "T", 160, 1),
-        ("a" * 161, "T", 161, 2),
-        ("a" * 306, "T", 306, 2),
-        ("a" * 307, "T", 307, 3),
+        *at_the_part_limits("T", "a", 160, 153),
         ("€" * 80, "T", 160, 1),
         ("€" * 81, "T", 162, 2),
         # 152 units, then a two-unit character that must not straddle the part boundary.
         ("a" * 152 + "€" + "a" * 10, "T", 164, 2),
         ("a" * 152 + "€" + "a" * 152, "T", 306, 3),
-        ("中" * 70, "U", 70, 1),
-        ("中" * 71, "U", 71, 2),
-        ("中" * 134, "U", 134, 2),
-        ("中" * 135, "U", 135, 3),
+        *at_the_part_limits("U", "中", 70, 67),
         ("😀" * 35, "U", 70, 1),
         ("😀" * 36, "U", 72, 2),
         # 66 units then an emoji: the surrogate pair moves whole to the second part.

@@ -122,3 +122,13 @@ def test_invalid_message_pickles() -> None:
         "no spaces",
         str(err),
     )
+
+
+@pytest.mark.parametrize("field", ["textmessage", "callback_url"])
+def test_text_that_cannot_be_encoded_is_invalid_naming_the_field(field: str) -> None:
+    # A lone surrogate: neither the JSON body (POST) nor the query string (GET) can carry it.
+    values = {"textmessage": "code \ud800 1234", "callback_url": "https://cb.test/\udfff"}
+    kwargs = {"textmessage": "hi", field: values[field]}
+    with pytest.raises(InvalidMessage, match="UTF-8") as info:
+        SMS("8613912345678", **kwargs)
+    assert info.value.field == field

@@ -51,7 +51,8 @@ def test_error_for_status(status: int, error: type[Exception]) -> None:
 
 def test_read_response_keeps_unknown_keys_and_lowercase_status() -> None:
     body = b'{"message_id": "0042", "status": " s ", "remarks": 7, "uid": 12, "new": true}'
-    result = read_response(200, [], body, SMS("8613912345678", "hi"))
+    # The uid comes back as a number: still this message's.
+    result = read_response(200, [], body, SMS("8613912345678", "hi", uid=12))
     assert (result.message_id, result.remarks, result.uid) == ("0042", "", "12")
     assert result.body["new"] is True
 
@@ -62,3 +63,40 @@ def test_read_response_status_f_without_remarks() -> None:
     with pytest.raises(SubmissionFailed, match="no remarks") as info:
         read_response(200, [], b'{"status": "F"}', SMS("8613912345678", "hi"))
     assert info.value.remarks == ""
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 100_000 + b"]" * 100_000,  # deep enough for a RecursionError in json.loads
+        b'{"status": "S", "message_id": {"a": ' * 50_000 + b"1" + b"}" * 50_001,
+        b"\xff\xfe not json",
+        b'{"status": "S", "message_id": 1e999}',
+        b'"S"',
+    ],
+)
+def test_any_answer_that_does_not_parse_is_unknown_with_the_uid(body: bytes) -> None:
+    sms = SMS("8613912345678", "hi", uid="u-1")
+    with pytest.raises(OutcomeUnknown) as info:
+        read_response(200, [], body, sms)
+    assert info.value.uid == "u-1"
+    assert info.value.may_have_been_sent
+
+
+@pytest.mark.parametrize("status", ["S", "F"])
+def test_an_answer_that_echoes_another_uid_is_unknown(status: str) -> None:
+    # A stray answer on a kept-alive connection, taken for this message's.
+    body = b'{"message_id": 7, "status": "%b", "remarks": "", "uid": "other"}' % status.encode()
+    with pytest.raises(OutcomeUnknown, match="another message") as info:
+        read_response(200, [], body, SMS("8613912345678", "hi", uid="mine"))
+    assert info.value.uid == "mine"
+
+
+def test_an_answer_that_echoes_no_uid_is_this_messages() -> None:
+    body = b'{"message_id": 7, "status": "S", "remarks": "", "uid": null}'
+    assert read_response(200, [], body, SMS("8613912345678", "hi", uid="mine")).uid is None
+
+
+def test_the_status_is_named_once_in_the_error_text() -> None:
+    exc = error_for_status(404, SMS("8613912345678", "hi"), attempts=1)
+    assert str(exc).count("HTTP 404") == 1

@@ -21,6 +21,7 @@ from haorui_async import (
     SubmissionFailed,
 )
 
+from .._kit import CountingHandler, make_test_sender
 from .conftest import FakeSleep, accepted, scripted
 
 ATTEMPTS = 4
@@ -98,17 +99,12 @@ async def test_outcome_table(
     error: type[SendError],
     requests: int,
 ) -> None:
-    seen: list[httpx.Request] = []
-
-    def counting(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return handler(request)
-
+    counting = CountingHandler(handler)
     async with make_sender(counting) as sender:
         with pytest.raises(error) as info:
             await sender.send("8613912345678", "hi", uid="row-7")
     assert type(info.value) is error
-    assert len(seen) == requests
+    assert counting.calls == requests
     assert info.value.uid == "row-7"
     assert info.value.attempts == requests
     assert info.value.may_have_been_sent is (error is OutcomeUnknown)
@@ -118,17 +114,11 @@ async def test_outcome_table(
 async def test_read_timeout_is_not_retried_by_default_and_carries_the_uid(
     make_sender: Callable[..., AsyncSender],
 ) -> None:
-    calls = 0
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        nonlocal calls
-        calls += 1
-        raise httpx.ReadTimeout("timed out", request=request)
-
+    handler = CountingHandler(raising(httpx.ReadTimeout))
     async with make_sender(handler) as sender:
         with pytest.raises(OutcomeUnknown) as info:
             await sender.send("8613912345678", "hi", uid="order-1")
-    assert calls == 1
+    assert handler.calls == 1
     assert info.value.uid == "order-1"
     assert info.value.status_code is None
     assert isinstance(info.value.__cause__, httpx.ReadTimeout)
@@ -137,18 +127,11 @@ async def test_read_timeout_is_not_retried_by_default_and_carries_the_uid(
 async def test_read_timeout_is_retried_when_the_caller_opts_in(
     make_sender: Callable[..., AsyncSender],
 ) -> None:
-    calls = 0
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        nonlocal calls
-        calls += 1
-        if calls < 3:
-            raise httpx.ReadTimeout("timed out", request=request)
-        return accepted(request)
-
+    timed_out = raising(httpx.ReadTimeout)
+    handler = CountingHandler(scripted(timed_out, timed_out))
     async with make_sender(handler, retry_ambiguous=True) as sender:
         result = await sender.send("8613912345678", "hi")
-    assert calls == 3
+    assert handler.calls == 3
     assert result.attempts == 3
 
 
@@ -178,17 +161,11 @@ async def test_retry_after_http_date_is_honoured(
 async def test_retry_after_beyond_the_cap_gives_up_at_once(
     make_sender: Callable[..., AsyncSender], fake_sleep: FakeSleep
 ) -> None:
-    calls = 0
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        nonlocal calls
-        calls += 1
-        return httpx.Response(429, headers={"Retry-After": "3600"})
-
+    handler = CountingHandler(answering(429, headers={"Retry-After": "3600"}))
     async with make_sender(handler) as sender:
         with pytest.raises(NotSent) as info:
             await sender.send("8613912345678", "hi")
-    assert calls == 1
+    assert handler.calls == 1
     assert fake_sleep.calls == []
     assert info.value.retry_after == 3600.0
     assert info.value.status_code == 429
@@ -197,17 +174,11 @@ async def test_retry_after_beyond_the_cap_gives_up_at_once(
 async def test_retry_after_past_the_deadline_gives_up_at_once(
     make_sender: Callable[..., AsyncSender], fake_sleep: FakeSleep
 ) -> None:
-    calls = 0
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        nonlocal calls
-        calls += 1
-        return httpx.Response(503, headers={"Retry-After": "20"})
-
+    handler = CountingHandler(answering(503, headers={"Retry-After": "20"}))
     async with make_sender(handler, deadline=10.0) as sender:
         with pytest.raises(NotSent):
             await sender.send("8613912345678", "hi")
-    assert calls == 1
+    assert handler.calls == 1
     assert fake_sleep.calls == []
 
 
@@ -243,17 +214,11 @@ def test_retry_policy_validates(kwargs: dict[str, Any]) -> None:
 async def test_one_attempt_policy_turns_retries_off(
     make_sender: Callable[..., AsyncSender],
 ) -> None:
-    calls = 0
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        nonlocal calls
-        calls += 1
-        return httpx.Response(503)
-
+    handler = CountingHandler(answering(503))
     async with make_sender(handler, retry=RetryPolicy(attempts=1)) as sender:
         with pytest.raises(NotSent):
             await sender.send("8613912345678", "hi")
-    assert calls == 1
+    assert handler.calls == 1
 
 
 async def test_first_attempt_success_does_not_enter_tenacity(
@@ -262,10 +227,41 @@ async def test_first_attempt_success_does_not_enter_tenacity(
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("the retry machinery was entered")
 
-    monkeypatch.setattr(tenacity.AsyncRetrying, "__init__", refuse)
+    # tenacity's strategies are consulted only to decide on a retry, after a failure.
+    monkeypatch.setattr(tenacity.RetryCallState, "__init__", refuse)
     async with make_sender(accepted) as sender:
         result = await sender.send("8613912345678", "hi")
     assert result.attempts == 1
+    async with make_sender(scripted(httpx.Response(503))) as sender:
+        with pytest.raises(AssertionError, match="retry machinery"):
+            await sender.send("8613912345678", "hi")
+
+
+async def test_an_injected_clock_bounds_the_retries_by_the_deadline_without_waiting() -> None:
+    now = 1000.0
+    waits: list[float] = []
+
+    def clock() -> float:
+        return now
+
+    async def sleep(seconds: float) -> None:
+        nonlocal now
+        waits.append(seconds)
+        now += seconds
+
+    handler = CountingHandler(answering(503, headers={"Retry-After": "4"}))
+    async with make_test_sender(
+        transport=httpx.MockTransport(handler),
+        retry=RetryPolicy(attempts=10),
+        deadline=10.0,
+        sleep=sleep,
+        clock=clock,
+    ) as sender:
+        with pytest.raises(NotSent) as info:
+            await sender.send("8613912345678", "hi")
+    # Waits of 4 s at 1000 and 1004; a third would end at 1012, past the deadline of 1010.
+    assert waits == [4.0, 4.0]
+    assert handler.calls == info.value.attempts == 3
 
 
 async def test_a_429_pauses_every_send_of_the_sender(
@@ -285,17 +281,10 @@ async def test_a_429_pauses_every_send_of_the_sender(
 async def test_a_pause_past_the_deadline_is_not_sent(
     make_sender: Callable[..., AsyncSender], fake_sleep: FakeSleep
 ) -> None:
-    answer = scripted(httpx.Response(429, headers={"Retry-After": "30"}))
-    calls = 0
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        nonlocal calls
-        calls += 1
-        return answer(request)
-
+    handler = CountingHandler(scripted(httpx.Response(429, headers={"Retry-After": "30"})))
     async with make_sender(handler, retry=RetryPolicy(attempts=1), deadline=5.0) as sender:
         with pytest.raises(NotSent):
             await sender.send("8613912345678", "first")
         with pytest.raises(NotSent, match="pause"):
             await sender.send("8613912345678", "second")
-    assert calls == 1
+    assert handler.calls == 1

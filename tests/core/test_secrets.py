@@ -15,10 +15,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from haorui_async import AsyncSender, RetryPolicy, SendError
-from haorui_async._secrets import Secret, install_httpx_log_filter, scrub
+from haorui_async import RetryPolicy, SendError
+from haorui_async._secrets import Secret, install_library_log_filter, scrub
 
-from .conftest import API_ID, accepted
+from .._kit import make_test_sender
+from .conftest import accepted
 
 # Random passwords behind a marker the SDK never writes by itself, so a hit is a leak and never
 # a password that happens to spell a word of the SDK's own messages ("OutcomeUnk").
@@ -69,19 +70,14 @@ async def _exercise(password: str, method: str, use_client: bool) -> list[str]:
     texts: list[str] = []
     for name, handler in _handlers(password).items():
         transport = httpx.MockTransport(handler)
-        options: dict[str, object] = {
-            "api_id": API_ID,
-            "api_password": password,
-            "sender_id": "HAORUI",
-            "method": method,
-            "retry": RetryPolicy(attempts=2, backoff_base=0.0),
-        }
-        if use_client:
-            client = httpx.AsyncClient(transport=transport)
-            sender = AsyncSender(client=client, **options)  # type: ignore[arg-type]
-        else:
-            client = None
-            sender = AsyncSender(transport=transport, **options)  # type: ignore[arg-type]
+        client = httpx.AsyncClient(transport=transport) if use_client else None
+        sender = make_test_sender(
+            api_password=password,
+            method=method,
+            retry=RetryPolicy(attempts=2, backoff_base=0.0),
+            transport=None if use_client else transport,
+            client=client,
+        )
         texts.append(repr(sender))
         try:
             async with sender:
@@ -134,11 +130,33 @@ def test_scrub_removes_query_passwords_of_any_secret() -> None:
 
 
 def test_httpx_request_log_is_scrubbed_in_get_mode(caplog: pytest.LogCaptureFixture) -> None:
-    install_httpx_log_filter()
-    install_httpx_log_filter()  # idempotent
+    secret = Secret("hunter2")
+    install_library_log_filter(secret)
+    install_library_log_filter(secret)  # idempotent
     logger = logging.getLogger("httpx")
-    assert len([f for f in logger.filters if type(f).__name__ == "_QueryPasswordFilter"]) == 1
+    assert len([f for f in logger.filters if type(f).__name__ == "_SecretFilter"]) == 1
     with caplog.at_level(logging.INFO, logger="httpx"):
         logger.info("HTTP Request: %s %s", "GET", "https://x.test/?api_password=hunter2&a=1")
     assert "hunter2" not in caplog.text
     assert "api_password=********" in caplog.text
+
+
+@pytest.mark.parametrize("name", ["httpcore.http11", "httpcore.connection", "httpcore.http2"])
+def test_records_of_httpcores_child_loggers_are_scrubbed_in_every_form(
+    name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A filter on "httpcore" does not apply to its children's records: each is named.
+    secret = Secret("hun/ter 2&\u00e9")
+    install_library_log_filter(secret)
+    logger = logging.getLogger(name)
+    forms = [
+        "hun/ter 2&\u00e9",
+        "hun%2Fter%202%26%C3%A9",
+        "hun%2Fter+2%26%C3%A9",
+        "hun/ter 2&\\u00e9",
+    ]
+    with caplog.at_level(logging.DEBUG, logger=name):
+        for form in forms:
+            logger.debug("receive_response_headers.complete return_value=%r", (b"Location", form))
+    assert len(caplog.records) == len(forms)
+    assert "hun" not in caplog.text

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import pickle
 import ssl
 from collections.abc import Callable
+from typing import Literal
 
 import httpx
 import pytest
@@ -16,26 +18,24 @@ from haorui_async import (
     ConfigurationError,
     InvalidMessage,
     NotSent,
+    OutcomeUnknown,
     RetryPolicy,
     SenderClosed,
+    SendResult,
     SubmissionFailed,
 )
 
-from .conftest import API_ID, PASSWORD, FakeSleep, accepted, request_params, scripted
+from .._kit import API_ID, PASSWORD, CountingHandler, make_test_sender
+from .conftest import FakeSleep, accepted, request_params, scripted
 
 
 async def test_post_sends_the_documented_json_body(make_sender: Callable[..., AsyncSender]) -> None:
-    seen: list[httpx.Request] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return accepted(request)
-
+    handler = CountingHandler(accepted)
     async with make_sender(handler) as sender:
         result = await sender.send(
             "+86 139-1234-5678", "Your code is 112233", uid="u-1", callback_url="https://cb.test/"
         )
-    (request,) = seen
+    (request,) = handler.requests
     assert request.method == "POST"
     assert str(request.url) == "https://api.haorui.com/api/SendSMS"
     assert request.headers["content-type"] == "application/json"
@@ -54,15 +54,10 @@ async def test_post_sends_the_documented_json_body(make_sender: Callable[..., As
 
 
 async def test_get_sends_everything_in_the_query(make_sender: Callable[..., AsyncSender]) -> None:
-    seen: list[httpx.Request] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return accepted(request)
-
+    handler = CountingHandler(accepted)
     async with make_sender(handler, method="GET", sms_type="P") as sender:
         await sender.send("8613912345678", "你好", sender_id="LIASMT")
-    (request,) = seen
+    (request,) = handler.requests
     assert request.method == "GET"
     assert request.content == b""
     params = request_params(request)
@@ -98,19 +93,13 @@ async def test_status_f_carries_remarks_and_body(make_sender: Callable[..., Asyn
 async def test_missing_sender_id_fails_before_any_request(
     make_sender: Callable[..., AsyncSender],
 ) -> None:
-    calls = 0
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        nonlocal calls
-        calls += 1
-        return accepted(request)
-
+    handler = CountingHandler(accepted)
     async with make_sender(handler, sender_id=None) as sender:
         with pytest.raises(InvalidMessage, match="^sender_id: required"):
             await sender.send("8613912345678", "hi")
         with pytest.raises(InvalidMessage, match="^phonenumber"):
             await sender.send("12", "hi", sender_id="X")
-    assert calls == 0
+    assert handler.calls == 0
 
 
 async def test_send_message_takes_a_prepared_sms(make_sender: Callable[..., AsyncSender]) -> None:
@@ -124,17 +113,39 @@ async def test_send_message_takes_a_prepared_sms(make_sender: Callable[..., Asyn
 async def test_respx_intercepts_the_default_backend() -> None:
     async with respx.mock(base_url="https://api.haorui.com") as mock:
         route = mock.post("/api/SendSMS").mock(side_effect=accepted)
-        async with AsyncSender(api_id=API_ID, api_password=PASSWORD, sender_id="HAORUI") as sender:
+        async with make_test_sender() as sender:
             result = await sender.send("8613912345678", "hi", uid="r-1")
     assert route.call_count == 1
     assert result.uid == "r-1"
 
 
+@pytest.mark.parametrize("backend", ["httpx", "fast"])
+@pytest.mark.parametrize("using", ["httpcore", "httpx"])
+@pytest.mark.parametrize("method", ["POST", "GET"])
+async def test_respx_intercepts_both_backends_in_either_mode(
+    backend: Literal["httpx", "fast"], using: str, method: Literal["POST", "GET"]
+) -> None:
+    # The sender's own pool steps aside while a mock has patched httpx or httpcore: a
+    # mocked test never reaches the network, whichever backend it builds.
+    async with respx.mock(base_url="https://api.haorui.com", using=using) as mock:
+        route = mock.route(method=method, path="/api/SendSMS").mock(side_effect=accepted)
+        async with make_test_sender(backend=backend, method=method) as sender:
+            results = [await sender.send("8613912345678", "hi", uid=f"r-{n}") for n in range(3)]
+    assert route.call_count == 3
+    assert [r.uid for r in results] == ["r-0", "r-1", "r-2"]
+
+
+async def test_a_request_respx_does_not_match_fails_and_never_reaches_the_network() -> None:
+    async with respx.mock(base_url="https://api.haorui.com", assert_all_called=False) as mock:
+        mock.post("/api/Other").mock(side_effect=accepted)
+        async with make_test_sender(backend="fast") as sender:
+            with pytest.raises(OutcomeUnknown, match="not mocked"):
+                await sender.send("8613912345678", "hi")
+
+
 async def test_a_callers_client_is_used_and_left_open() -> None:
     client = httpx.AsyncClient(transport=httpx.MockTransport(accepted))
-    async with AsyncSender(
-        api_id=API_ID, api_password=PASSWORD, sender_id="HAORUI", client=client
-    ) as sender:
+    async with make_test_sender(client=client) as sender:
         assert sender.client is client
         await sender.send("8613912345678", "hi")
     assert not client.is_closed
@@ -187,18 +198,13 @@ def test_missing_credentials_are_a_clear_error(
 )
 def test_bad_options_are_clear_errors(option: str, value: object, message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
-        AsyncSender(api_id="A", api_password="p", **{option: value})  # type: ignore[arg-type]
+        make_test_sender(**{option: value})
 
 
 def test_transport_and_client_together_are_refused() -> None:
     client = httpx.AsyncClient()
     with pytest.raises(ConfigurationError, match="one or the other"):
-        AsyncSender(
-            api_id="A",
-            api_password="p",
-            transport=httpx.MockTransport(accepted),
-            client=client,
-        )
+        make_test_sender(transport=httpx.MockTransport(accepted), client=client)
 
 
 async def test_use_after_close_is_a_clear_error(make_sender: Callable[..., AsyncSender]) -> None:
@@ -218,16 +224,12 @@ async def test_use_after_close_is_a_clear_error(make_sender: Callable[..., Async
 async def test_timeouts_are_capped_by_the_remaining_deadline(
     make_sender: Callable[..., AsyncSender],
 ) -> None:
-    seen: list[dict[str, float]] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request.extensions["timeout"])
-        return accepted(request)
-
+    handler = CountingHandler(accepted)
     async with make_sender(handler, timeout=httpx.Timeout(30.0), deadline=2.0) as sender:
         await sender.send("8613912345678", "hi")
     async with make_sender(handler, timeout=1.5) as sender:
         await sender.send("8613912345678", "hi")
+    seen: list[dict[str, float]] = [request.extensions["timeout"] for request in handler.requests]
     assert all(0 < value <= 2.0 for value in seen[0].values())
     assert seen[1] == {"connect": 1.5, "read": 1.5, "write": 1.5, "pool": 1.5}
 
@@ -236,20 +238,18 @@ async def test_waiting_for_a_slot_past_the_deadline_is_not_sent() -> None:
     release = asyncio.Event()
 
     async def slow(request: httpx.Request) -> httpx.Response:
-        await release.wait()
+        # A transport that ignores its deadline's cancellation holds the slot until released.
+        while not release.is_set():
+            with contextlib.suppress(asyncio.CancelledError):
+                await release.wait()
         return accepted(request)
 
     class SlowTransport(httpx.AsyncBaseTransport):
         async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
             return await slow(request)
 
-    async with AsyncSender(
-        api_id="A",
-        api_password="p",
-        sender_id="HAORUI",
-        transport=SlowTransport(),
-        max_concurrency=1,
-        deadline=0.2,
+    async with make_test_sender(
+        transport=SlowTransport(), max_concurrency=1, deadline=0.2
     ) as sender:
         first = asyncio.ensure_future(sender.send("8613912345678", "holds the slot"))
         await asyncio.sleep(0)
@@ -301,11 +301,36 @@ class _GatedTransport(httpx.AsyncBaseTransport):
         return self._answer(request)
 
 
+def _one_slot_sender(
+    transport: _GatedTransport, sleep: FakeSleep, **options: object
+) -> AsyncSender:
+    """A sender of one slot over `transport`, one attempt a send, waiting with `sleep`."""
+    return make_test_sender(
+        transport=transport,
+        max_concurrency=1,
+        retry=RetryPolicy(attempts=1),
+        sleep=sleep,
+        **options,
+    )
+
+
+async def _send_behind_a_429(
+    sender: AsyncSender, transport: _GatedTransport, *, gated_for: float
+) -> asyncio.Future[SendResult]:
+    """Start a send that takes the one slot and one that waits for it; open the gate after
+    `gated_for` s, and check that the first was answered 429. Returns the waiting send."""
+    first = asyncio.ensure_future(sender.send("8613912345678", "answered 429"))
+    waiting = asyncio.ensure_future(sender.send("8613912345678", "waits for the slot"))
+    await asyncio.sleep(gated_for)
+    transport.gate.set()
+    with pytest.raises(NotSent, match="429"):
+        await first
+    return waiting
+
+
 async def test_a_send_waits_for_a_slot_then_goes_out() -> None:
     transport = _GatedTransport()
-    async with AsyncSender(
-        api_id="A", api_password="p", sender_id="HAORUI", transport=transport, max_concurrency=1
-    ) as sender:
+    async with make_test_sender(transport=transport, max_concurrency=1) as sender:
         sends = [asyncio.ensure_future(sender.send("8613912345678", f"m{i}")) for i in range(3)]
         await asyncio.sleep(0.01)
         transport.gate.set()
@@ -315,9 +340,7 @@ async def test_a_send_waits_for_a_slot_then_goes_out() -> None:
 
 async def test_a_send_waiting_for_a_slot_when_the_sender_closes_is_refused() -> None:
     transport = _GatedTransport()
-    sender = AsyncSender(
-        api_id="A", api_password="p", sender_id="HAORUI", transport=transport, max_concurrency=1
-    )
+    sender = make_test_sender(transport=transport, max_concurrency=1)
     first = asyncio.ensure_future(sender.send("8613912345678", "holds the slot"))
     second = asyncio.ensure_future(sender.send("8613912345678", "waits"))
     await asyncio.sleep(0.01)
@@ -333,8 +356,12 @@ async def test_rate_limit_wait_past_the_deadline_is_not_sent(
 ) -> None:
     async with make_sender(accepted, rate_limit=1, deadline=0.3) as sender:
         await sender.send("8613912345678", "takes the only token")
-        with pytest.raises(NotSent, match="deadline passed before the request was sent"):
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        # The wait in the limiter (a second for the next token) ends at the deadline.
+        with pytest.raises(NotSent, match="deadline passed while waiting for the rate limit"):
             await sender.send("8613912345678", "waits a second for the next")
+        assert loop.time() - started < 1.0
 
 
 @pytest.mark.parametrize(
@@ -350,7 +377,7 @@ async def test_rate_limit_wait_past_the_deadline_is_not_sent(
 )
 def test_backend_options_are_checked(options: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
-        AsyncSender(api_id="A", api_password="p", **options)  # type: ignore[arg-type]
+        make_test_sender(**options)
 
 
 @pytest.mark.parametrize("backend", ["httpx", "fast"])
@@ -359,29 +386,15 @@ def test_tls_verification_cannot_be_turned_off(backend: str) -> None:
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     with pytest.raises(ConfigurationError, match="^ssl_context: must verify"):
-        AsyncSender(api_id="A", api_password="p", backend=backend, ssl_context=context)  # type: ignore[arg-type]
+        make_test_sender(backend=backend, ssl_context=context)
 
 
 async def test_a_429_that_arrives_while_a_send_waits_for_its_slot_holds_it_too(
     fake_sleep: FakeSleep,
 ) -> None:
     transport = _GatedTransport(httpx.Response(429, headers={"Retry-After": "2"}))
-
-    async with AsyncSender(
-        api_id="A",
-        api_password="p",
-        sender_id="HAORUI",
-        transport=transport,
-        max_concurrency=1,
-        retry=RetryPolicy(attempts=1),
-        sleep=fake_sleep,
-    ) as sender:
-        first = asyncio.ensure_future(sender.send("8613912345678", "answered 429"))
-        waiting = asyncio.ensure_future(sender.send("8613912345678", "waits for the slot"))
-        await asyncio.sleep(0.01)
-        transport.gate.set()
-        with pytest.raises(NotSent, match="429"):
-            await first
+    async with _one_slot_sender(transport, fake_sleep) as sender:
+        waiting = await _send_behind_a_429(sender, transport, gated_for=0.01)
         # The waiter got the slot after the 429 and waited out the pause before sending.
         await waiting
         assert len(fake_sleep.calls) == 1
@@ -392,23 +405,8 @@ async def test_a_pause_past_the_deadline_after_a_slot_wait_gives_the_slot_back(
     fake_sleep: FakeSleep,
 ) -> None:
     transport = _GatedTransport(httpx.Response(429, headers={"Retry-After": "4"}))
-
-    async with AsyncSender(
-        api_id="A",
-        api_password="p",
-        sender_id="HAORUI",
-        transport=transport,
-        max_concurrency=1,
-        retry=RetryPolicy(attempts=1),
-        deadline=5.0,
-        sleep=fake_sleep,
-    ) as sender:
-        first = asyncio.ensure_future(sender.send("8613912345678", "answered 429"))
-        waiting = asyncio.ensure_future(sender.send("8613912345678", "waits for the slot"))
-        await asyncio.sleep(1.5)
-        transport.gate.set()
-        with pytest.raises(NotSent, match="429"):
-            await first
+    async with _one_slot_sender(transport, fake_sleep, deadline=5.0) as sender:
+        waiting = await _send_behind_a_429(sender, transport, gated_for=1.5)
         # 3.5 s of its deadline left, a 4 s pause: it gives up, and gives its slot back.
         with pytest.raises(NotSent, match="pause"):
             await waiting

@@ -17,6 +17,7 @@ import pytest
 
 import haorui_async
 from haorui_async import SMS, AsyncSender, RetryPolicy, SendError
+from haorui_async._defaults import MAX_ANSWER_BODY, MAX_ANSWER_HEAD
 from haorui_async._protocol import error_for_status
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "outcomes.md"
@@ -72,6 +73,14 @@ FAILURE_ROWS: dict[str, list[Handler]] = {
         answering(200, json={"status": "?"}),
     ],
     'HTTP 200 with `"status": "F"`': [answering(200, json={"status": "F", "remarks": "No"})],
+    "HTTP 200 answering for another message (a `uid` that is not this message's)": [
+        answering(200, json={"message_id": 1, "status": "S", "remarks": "", "uid": "other"}),
+        answering(200, json={"status": "F", "remarks": "No", "uid": "other"}),
+    ],
+    "Answer past the size cap (a head over 16 KiB, a body over 64 KiB)": [
+        answering(200, content=b" " * (MAX_ANSWER_BODY + 1)),
+        raising(httpx.RemoteProtocolError, "the answer is too large"),
+    ],
 }
 
 
@@ -161,3 +170,9 @@ async def test_every_row_holds_for_a_real_send(row: Row) -> None:
         assert requests == (2 if row.retried else 1), error
         requests, _ = await _requests_made(handler, retry_ambiguous=True)
         assert requests == (2 if row.retried_ambiguous else 1), error
+
+
+def test_the_caps_the_table_names_are_the_codes() -> None:
+    row = next(r for r in ROWS if r.failure.startswith("Answer past the size cap"))
+    assert f"head over {MAX_ANSWER_HEAD // 1024} KiB" in row.failure
+    assert f"body over {MAX_ANSWER_BODY // 1024} KiB" in row.failure

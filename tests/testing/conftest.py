@@ -16,6 +16,7 @@ import uvicorn
 
 from haorui_async import AsyncSender, RetryPolicy
 from haorui_async.testing import DEMO_API_ID, DEMO_API_PASSWORD, DEMO_SENDER_ID
+from haorui_async.testing._server import _listening_socket
 from haorui_async.testing.pytest_plugin import (  # noqa: F401  (fixtures, and the marker)
     emulator,
     fake_gateway,
@@ -57,13 +58,14 @@ def make_sender(
     )
 
 
-async def eventually(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+async def eventually(condition: Callable[[], bool], timeout: float = 10.0) -> None:
     """Wait until `condition()` holds (checked every 10 ms); fail after `timeout` seconds."""
-    for _ in range(int(timeout / 0.01)):
-        if condition():
-            return
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"still false after {timeout} s")
         await asyncio.sleep(0.01)
-    raise AssertionError(f"still false after {timeout} s")
 
 
 class ReportRecorder:
@@ -93,9 +95,9 @@ class ReportRecorder:
 async def report_recorder() -> AsyncIterator[ReportRecorder]:
     """A `ReportRecorder` served by uvicorn on a free loopback port."""
     recorder = ReportRecorder()
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen()
+    # The emulator's own listening socket: one made by `socket.socket()` would leave Nagle's
+    # algorithm on under asyncio, and each report would wait ~40 ms for a delayed ACK.
+    sock = _listening_socket(socket.AF_INET, "127.0.0.1", 0)
     recorder.url = f"http://127.0.0.1:{sock.getsockname()[1]}/dlr"
     config = uvicorn.Config(recorder, lifespan="off", log_config=None, access_log=False)
     config.load()

@@ -1,0 +1,249 @@
+"""One keep-alive HTTP/1.1 connection, as an `asyncio.Protocol`: one exchange at a time.
+
+A connection moves through `State`:
+
+```
+IDLE --exchange()--> BUSY --answer whole--> HELD --release()--> IDLE
+  |                   |                       `---discard()---> CLOSED
+  `--EOF, expiry------+--error, timeout, deadline, cancel----> CLOSED
+```
+
+`HELD` keeps the connection out of the pool until the caller has read the answer: an answer
+that is not the one asked for (a stray, another message's uid) retires the connection instead
+of handing it, with whatever is still in flight on it, to the next message.
+
+Errors are httpx's classes, with the guarantee the retry policy rests on: once `exchange()`
+has begun, a failure is never `ConnectError` or `ConnectTimeout` (the request may have reached
+the server); before it, nothing was written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from typing import TYPE_CHECKING, Any, Final
+
+import httpx
+
+from ._wire import AnswerReader, AnswerTooLarge, MalformedAnswer, RawAnswer
+
+if TYPE_CHECKING:
+    from ._pool import Pool
+
+__all__ = ["Connection", "State"]
+
+_CLOSED_NO_ANSWER: Final = "Server disconnected without sending a response."
+_CLOSED_MID_ANSWER: Final = "Server disconnected before the response was complete."
+
+
+class State(enum.Enum):
+    IDLE = "idle"
+    BUSY = "busy"
+    HELD = "held"
+    CLOSED = "closed"
+
+
+class Connection(asyncio.Protocol):
+    """One connection of a `Pool`. The pool hands it out; it owns its socket and timer."""
+
+    def __init__(self, pool: Pool, reader: AnswerReader) -> None:
+        self.pool = pool
+        self.loop = pool.loop
+        self.reader = reader
+        self.state = State.IDLE
+        self.idle_since = 0.0
+        self.keep_alive = True
+        self._transport: Any = None  # asyncio's or uvloop's transport: duck-typed
+        self._waiter: asyncio.Future[RawAnswer] | None = None
+        self._received = False
+        self._writing = False
+        self._read_timeout: float | None = None
+        self._write_timeout: float | None = None
+        self._read_by = 0.0
+        self._write_by = 0.0
+        self._deadline: float | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    # -- asyncio.Protocol ------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # Called by the event loop, and again by the pool once the connection is made (uvloop
+        # may not have called it yet by then): only the first call counts.
+        if self._transport is None:
+            self._transport = transport
+            self.pool.opened(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            try:
+                answer = self.reader.eof() if exc is None else None
+            except MalformedAnswer:
+                answer = None  # cut short: framed, and the connection ended first
+            if answer is not None:
+                self._settle(answer)
+            else:
+                waiter.set_exception(self._lost_error(exc))
+        self._close_state()
+        self.pool.lost(self)
+
+    def eof_received(self) -> bool | None:
+        self.keep_alive = False
+        return None  # let the transport close the socket; connection_lost follows
+
+    def data_received(self, data: bytes) -> None:
+        if self.state is not State.BUSY:
+            # Bytes nobody asked for: the connection can no longer be trusted.
+            self.keep_alive = False
+            if self.state is State.IDLE:
+                self.abort()
+            return
+        self._received = True
+        if self._read_timeout is not None:
+            self._read_by = self.loop.time() + self._read_timeout
+        try:
+            answer = self.reader.feed(data)
+        except AnswerTooLarge as exc:
+            self.abort(httpx.RemoteProtocolError(f"the answer is too large: {exc}"))
+            return
+        except MalformedAnswer as exc:
+            self.abort(httpx.RemoteProtocolError(f"the answer is not valid HTTP/1.1 ({exc})"))
+            return
+        if answer is not None:
+            self._settle(answer)
+
+    def pause_writing(self) -> None:
+        self._writing = True
+
+    def resume_writing(self) -> None:
+        self._writing = False
+        if self._read_timeout is not None:
+            # The read is timed from when the request is out, as httpx does.
+            self._read_by = self.loop.time() + self._read_timeout
+
+    # -- one exchange ----------------------------------------------------------------------
+
+    def exchange(
+        self,
+        data: bytes,
+        method: bytes,
+        timeouts: dict[str, float | None],
+        deadline: float | None,
+    ) -> asyncio.Future[RawAnswer]:
+        """Write one request; the future of its answer. The connection is BUSY until then."""
+        loop = self.loop
+        waiter: asyncio.Future[RawAnswer] = loop.create_future()
+        self._waiter = waiter
+        self.state = State.BUSY
+        self._received = False
+        self.reader.start(method)
+        self._read_timeout = timeouts.get("read")
+        self._write_timeout = timeouts.get("write")
+        self._deadline = deadline
+        self._transport.write(data)
+        now = loop.time()
+        if self._read_timeout is not None:
+            self._read_by = now + self._read_timeout
+        if self._write_timeout is not None:
+            self._write_by = now + self._write_timeout
+        self._arm(now)
+        return waiter
+
+    def _arm(self, now: float) -> None:
+        """Set the one timer of this exchange at the earliest bound that can end it."""
+        when = self._deadline
+        if self._writing:
+            if self._write_timeout is not None and (when is None or self._write_by < when):
+                when = self._write_by
+        elif self._read_timeout is not None and (when is None or self._read_by < when):
+            when = self._read_by
+        if when is None:
+            return
+        timer = self._timer
+        if timer is not None:
+            if timer.when() <= when:
+                return  # fires first, then re-arms
+            timer.cancel()
+        self._timer = self.loop.call_at(when, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if self.state is not State.BUSY:
+            return
+        now = self.loop.time()
+        if self._deadline is not None and now >= self._deadline:
+            self.abort(httpx.ReadTimeout("the send's deadline passed during the exchange"))
+        elif self._writing:
+            if self._write_timeout is not None and now >= self._write_by:
+                self.abort(
+                    httpx.WriteTimeout(f"the request was not written within {self._write_timeout}s")
+                )
+            else:
+                self._arm(now)
+        elif self._read_timeout is not None and now >= self._read_by:
+            self.abort(httpx.ReadTimeout(f"no answer data within {self._read_timeout}s"))
+        else:
+            self._arm(now)
+
+    def _settle(self, answer: RawAnswer) -> None:
+        waiter = self._waiter
+        self._waiter = None
+        self._stop_timer()
+        if not answer.keep_alive:
+            self.keep_alive = False
+        self.state = State.HELD
+        if waiter is not None and not waiter.done():
+            waiter.set_result(answer)
+        else:  # pragma: no cover - nobody waits (cancelled as the answer came)
+            self.abort()
+
+    def _lost_error(self, exc: Exception | None) -> httpx.TransportError:
+        if exc is None:
+            return httpx.RemoteProtocolError(
+                _CLOSED_MID_ANSWER if self._received else _CLOSED_NO_ANSWER
+            )
+        text = str(exc) or type(exc).__name__
+        if self._writing:  # the request was still going out
+            return httpx.WriteError(text)
+        return httpx.ReadError(text)
+
+    # -- leaving -------------------------------------------------------------------------
+
+    def release(self) -> None:
+        """The answer was the one asked for: back to the pool for the next request."""
+        self.pool.release(self)
+
+    def discard(self) -> None:
+        """Retire the connection (what came on it was not the answer asked for)."""
+        self.pool.discard(self)
+
+    def _stop_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _close_state(self) -> None:
+        self.state = State.CLOSED
+        self.keep_alive = False
+        self._stop_timer()
+
+    def close(self) -> None:
+        """Close gracefully (an idle connection, or one not to be reused)."""
+        if self.state is not State.CLOSED:
+            self._close_state()
+            self._transport.close()
+
+    def abort(self, error: httpx.TransportError | None = None) -> None:
+        """Close at once, dropping anything unsent; an exchange in progress fails with
+        `error` (or is cancelled, where nobody is left to tell)."""
+        waiter = self._waiter
+        self._waiter = None
+        if waiter is not None and not waiter.done():
+            if error is None:
+                waiter.cancel()
+            else:
+                waiter.set_exception(error)
+        if self.state is not State.CLOSED:
+            self._close_state()
+            self._transport.abort()
+            self.pool.lost(self)

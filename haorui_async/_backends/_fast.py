@@ -1,0 +1,82 @@
+"""`backend="fast"`: the SDK's pool driven directly, answers read by httptools.
+
+Per message it builds no `httpx.Request` or `httpx.Response`: the request's bytes are the
+fixed header block and the message's target and body (`_wire.encode_request`), the answer the
+pool's `RawAnswer`. Imported only when `backend="fast"` is asked for.
+"""
+
+from __future__ import annotations
+
+import ssl
+
+import httpx
+
+from .. import _defaults as defaults
+from .. import _exceptions
+from . import Answer, Request, intercepted
+from ._httpx import HttpxBackend
+from ._transport import Parser, make_pool
+from ._wire import encode_request, header_block
+
+__all__ = ["FastBackend"]
+
+
+class FastBackend:
+    """The lean backend: see the module's docstring.
+
+    Args:
+        base_url: the gateway's origin (and path prefix).
+        headers: the fixed headers of every request.
+        timeout: connect, read, write and pool timeouts of one request.
+        max_connections: connections open at most.
+        ssl_context: TLS settings (certificates are always verified).
+        parser: "auto" (httptools when installed, else h11), "httptools" or "h11".
+    """
+
+    name = "fast"
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        headers: list[tuple[str, str]],
+        timeout: httpx.Timeout,
+        max_connections: int,
+        ssl_context: ssl.SSLContext | None = None,
+        parser: Parser = "auto",
+    ) -> None:
+        self._pool, url, self.parser = make_pool(
+            base_url,
+            max_connections=max_connections,
+            keepalive_expiry=defaults.DEFAULT_KEEPALIVE_EXPIRY,
+            ssl_context=ssl_context,
+            parser=parser,
+        )
+        try:
+            self._block = header_block(
+                url.netloc, [(k.encode("ascii"), v.encode("latin-1")) for k, v in headers]
+            )
+        except ValueError as exc:
+            raise _exceptions.ConfigurationError(f"headers: {exc}") from None
+        self._methods = {"POST": b"POST", "GET": b"GET"}
+        self._timeouts: dict[str, float | None] = dict(timeout.as_dict())
+        self._stand_in = HttpxBackend(
+            base_url,
+            headers=headers,
+            timeout=timeout,
+            max_connections=max_connections,
+            ssl_context=ssl_context,
+        )
+        self.client = self._stand_in.client
+
+    async def exchange(self, request: Request, deadline: float) -> Answer:
+        if intercepted():
+            return await self._stand_in.exchange(request, deadline)
+        method = self._methods[request.method]
+        data = encode_request(method, request.target, self._block, request.body)
+        answer, conn = await self._pool.exchange(data, method, self._timeouts, deadline)
+        return Answer(answer.status, answer.headers, answer.body, conn)
+
+    async def aclose(self) -> None:
+        await self._pool.aclose()
+        await self._stand_in.aclose()

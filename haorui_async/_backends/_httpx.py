@@ -1,0 +1,195 @@
+"""The default backend: requests as `httpx.Request`s, through the SDK's pool or the caller's.
+
+Three ways in, one `exchange()`:
+- the sender's own `PoolTransport` (the default): the deadline goes to the pool, which ends
+  the exchange at it, knowing whether a byte was written;
+- a transport or client of the caller's: the deadline is a wall-clock bound around the call,
+  and httpcore's trace tells whether the request had started going out when it passed;
+- while a mocking library has patched httpx or httpcore (respx, pytest-httpx), the sender's
+  own pool steps aside for a plain httpx client, so the mock intercepts the request.
+
+Answers are read raw (never decoded) and within `MAX_ANSWER_BODY`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import httpx
+
+from .. import _defaults as defaults
+from .._tls import verifying_context
+from . import Answer, Request, intercepted
+from ._pool import timeout_at
+from ._transport import DEADLINE_EXTENSION, PoolTransport, _HeldStream
+
+__all__ = ["HttpxBackend", "read_capped"]
+
+
+class _Progress:
+    """httpcore's trace callback: did the request start going out?"""
+
+    __slots__ = ("traced", "written")
+
+    def __init__(self) -> None:
+        self.traced = False
+        self.written = False
+
+    async def __call__(self, name: str, info: Mapping[str, Any]) -> None:
+        self.traced = True
+        if name.endswith("send_request_headers.started"):
+            self.written = True
+
+
+async def read_capped(response: httpx.Response, cap: int = defaults.MAX_ANSWER_BODY) -> bytes:
+    """The raw body of `response`, refused past `cap` bytes (the rest is never read).
+
+    Raises httpx.RemoteProtocolError past the cap; closes the response in every case.
+    """
+    try:
+        length = response.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > cap:
+            raise httpx.RemoteProtocolError(
+                f"the answer announces {length} bytes; the cap is {cap}"
+            )
+        try:
+            body = response.content  # read already (a MockTransport's answer)
+        except httpx.ResponseNotRead:
+            pass
+        else:
+            if len(body) > cap:
+                raise httpx.RemoteProtocolError(f"the answer's body is past {cap} bytes")
+            return body
+        chunks = []
+        size = 0
+        async for chunk in response.aiter_raw():
+            size += len(chunk)
+            if size > cap:
+                raise httpx.RemoteProtocolError(f"the answer's body is past {cap} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        await response.aclose()
+
+
+class HttpxBackend:
+    """`backend="httpx"`: see the module's docstring.
+
+    Args:
+        base_url: the gateway's origin (and path prefix).
+        headers: the fixed headers of every request.
+        timeout: connect, read, write and pool timeouts of one request.
+        max_connections: the pool's size (the sender's own pool only).
+        ssl_context: TLS settings of the sender's own pool.
+        transport, client: the caller's, instead of the sender's own pool.
+    """
+
+    name = "httpx"
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        headers: list[tuple[str, str]],
+        timeout: httpx.Timeout,
+        max_connections: int,
+        ssl_context: ssl.SSLContext | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self._origin = httpx.URL(base_url)
+        self._headers = httpx.Headers(headers)
+        self._timeout = timeout
+        self._timeouts: dict[str, float] = {
+            k: float(v) for k, v in timeout.as_dict().items() if v is not None
+        }
+        self._longest = max(self._timeouts.values())
+        self._max_connections = max_connections
+        self._ssl_context = ssl_context
+        self._owns_client = client is None
+        self._own_pool = client is None and transport is None
+        self._send: Callable[[httpx.Request], Any]
+        if client is not None:
+            self.client = client
+            self._send = self._send_by_client
+        else:
+            if transport is None:
+                transport = PoolTransport(
+                    self._origin,
+                    max_connections=max_connections,
+                    keepalive_expiry=defaults.DEFAULT_KEEPALIVE_EXPIRY,
+                    ssl_context=ssl_context,
+                )
+            self.client = httpx.AsyncClient(transport=transport, timeout=timeout)
+            # The client's own layer (auth, redirects, cookies, event hooks, its request log
+            # with the URL) does nothing for a SendSMS call: the request goes to the pool.
+            self._send = transport.handle_async_request
+        self._stand_in: HttpxBackend | None = None
+
+    def url(self, target: bytes) -> httpx.URL:
+        """The URL of `target` on the gateway."""
+        return httpx.URL(self._origin, raw_path=target)
+
+    async def _send_by_client(self, request: httpx.Request) -> httpx.Response:
+        return await self.client.send(request, stream=True)
+
+    async def exchange(self, request: Request, deadline: float) -> Answer:
+        if self._own_pool and intercepted():
+            return await self._mocked().exchange(request, deadline)
+        remaining = deadline - asyncio.get_running_loop().time()
+        if remaining >= self._longest:
+            timeouts: dict[str, Any] = self._timeouts
+        else:
+            timeouts = {k: max(0.0, min(v, remaining)) for k, v in self._timeouts.items()}
+        http_request = httpx.Request(
+            request.method,
+            self.url(request.target),
+            headers=self._headers,
+            content=request.body,
+            extensions={"timeout": timeouts, DEADLINE_EXTENSION: deadline},
+        )
+        if self._own_pool:
+            response = await self._send(http_request)
+            stream = response.stream
+            if isinstance(stream, _HeldStream):
+                return Answer(response.status_code, response.headers.raw, stream.body, stream)
+            return Answer(  # pragma: no cover - the own pool answers with a _HeldStream
+                response.status_code, response.headers.raw, await read_capped(response)
+            )
+        progress = _Progress()
+        http_request.extensions["trace"] = progress
+        try:
+            async with timeout_at(deadline):
+                response = await self._send(http_request)
+                body = await read_capped(response)
+        except TimeoutError:
+            if progress.traced and not progress.written:
+                raise httpx.PoolTimeout("the send's deadline passed before the request") from None
+            raise httpx.ReadTimeout("the send's deadline passed during the exchange") from None
+        return Answer(response.status_code, response.headers.raw, body)
+
+    def _mocked(self) -> HttpxBackend:
+        """A stand-in on httpx's own pool, which the active mock intercepts."""
+        if self._stand_in is None:
+            transport = httpx.AsyncHTTPTransport(
+                verify=verifying_context(self._ssl_context),
+                limits=httpx.Limits(max_connections=self._max_connections),
+            )
+            self._stand_in = HttpxBackend(
+                str(self._origin),
+                headers=list(self._headers.multi_items()),
+                timeout=self._timeout,
+                max_connections=self._max_connections,
+                client=httpx.AsyncClient(transport=transport, timeout=self._timeout),
+            )
+            self._stand_in._owns_client = True
+        return self._stand_in
+
+    async def aclose(self) -> None:
+        if self._stand_in is not None:
+            await self._stand_in.aclose()
+        if self._owns_client:
+            await self.client.aclose()

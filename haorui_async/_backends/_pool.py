@@ -1,0 +1,307 @@
+"""A pool of keep-alive connections to one origin; every hand-over happens here.
+
+`Pool.exchange()` is the whole life of one request: take an idle connection (the most
+recently used first), or a slot to open one, or wait for either; write; wait for the answer.
+The caller then `release()`s the connection (the answer was the one asked for) or
+`discard()`s it.
+
+Cancellation may land at any await: waiting for a connection (a connection or slot handed
+over in that same loop iteration is passed on), connecting or the TLS handshake (the socket is
+closed, the slot given back), the exchange (the connection is aborted: its state is unknown).
+No path leaves a slot taken or starts a request after its task was cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import ssl
+import sys
+from collections.abc import Callable
+from typing import Final
+
+import httpx
+
+from ._connection import Connection, State
+from ._wire import AnswerReader, RawAnswer
+
+__all__ = ["Pool", "timeout_at"]
+
+#: Loop iterations `aclose()` gives the sockets to close (TLS takes two or three).
+_CLOSE_ROUNDS: Final = 10
+
+Timeouts = dict[str, float | None]
+
+
+if sys.version_info >= (3, 11):
+    timeout_at = asyncio.timeout_at
+else:  # pragma: no cover - Python 3.10
+    import contextlib
+
+    @contextlib.asynccontextmanager
+    async def timeout_at(when: float | None):  # type: ignore[no-untyped-def]
+        # asyncio.wait_for would run the connect in a task of its own, and return its result
+        # even when the caller was cancelled meanwhile; a timer that cancels this task, told
+        # apart from any other cancellation by a flag, does neither.
+        if when is None:
+            yield
+            return
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        fired = False
+
+        def expire() -> None:
+            nonlocal fired
+            fired = True
+            task.cancel()
+
+        handle = loop.call_at(when, expire)
+        try:
+            yield
+        except asyncio.CancelledError:
+            if fired:
+                raise TimeoutError from None
+            raise
+        finally:
+            handle.cancel()
+
+
+def _earliest(now: float, timeout: float | None, deadline: float | None) -> float | None:
+    when = None if timeout is None else now + timeout
+    if deadline is not None and (when is None or deadline < when):
+        when = deadline
+    return when
+
+
+class Pool:
+    """Up to `max_connections` connections to `host:port`, over TLS where `ssl_context`.
+
+    Args:
+        reader: makes the answer reader of each new connection (h11 or httptools).
+        keepalive_expiry: an idle connection older than this is closed, never reused, so a
+            request is not written onto a connection the server is about to close.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        ssl_context: ssl.SSLContext | None,
+        max_connections: int,
+        keepalive_expiry: float,
+        reader: Callable[[], AnswerReader],
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.origin = f"{'https' if ssl_context else 'http'}://{host}:{port}"
+        self._ssl = ssl_context
+        self.max_connections = max_connections
+        self.keepalive_expiry = keepalive_expiry
+        self._reader = reader
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._idle: list[Connection] = []  # a stack: the most recently used on top
+        self._open: set[Connection] = set()  # each holds a slot
+        self._slots = 0  # connections open or being opened
+        self._waiters: collections.deque[asyncio.Future[Connection | None]] = collections.deque()
+        self.closed = False
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        assert self._loop is not None
+        return self._loop
+
+    @property
+    def connections(self) -> int:
+        """Connections open or being opened."""
+        return self._slots
+
+    # -- one request -----------------------------------------------------------------------
+
+    async def exchange(
+        self, data: bytes, method: bytes, timeouts: Timeouts, deadline: float | None
+    ) -> tuple[RawAnswer, Connection]:
+        """Send `data` and wait for its whole answer; the connection comes back HELD.
+
+        Raises:
+            httpx.PoolTimeout, httpx.ConnectTimeout, httpx.ConnectError: nothing was written
+                (also when the deadline passed first).
+            httpx.ReadTimeout, httpx.WriteTimeout, httpx.ReadError, httpx.WriteError,
+            httpx.RemoteProtocolError: the request may have reached the server.
+        """
+        conn = await self._acquire(timeouts, deadline)
+        try:
+            answer = await conn.exchange(data, method, timeouts, deadline)
+        except BaseException:
+            conn.abort()
+            raise
+        return answer, conn
+
+    def release(self, conn: Connection) -> None:
+        """`conn`'s answer was read: hand it to a waiter, or park it, or close it."""
+        if conn.state is not State.HELD:
+            return
+        if not conn.keep_alive or self.closed:
+            self.discard(conn)
+            return
+        conn.state = State.IDLE
+        waiters = self._waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(conn)
+                return
+        conn.idle_since = self.loop.time()
+        self._idle.append(conn)
+
+    def discard(self, conn: Connection) -> None:
+        """Close `conn` and free its slot."""
+        conn.close()
+        self.lost(conn)
+
+    # -- the slots ---------------------------------------------------------------------------
+
+    async def _acquire(self, timeouts: Timeouts, deadline: float | None) -> Connection:
+        if self.closed:
+            raise httpx.ConnectError("the transport is closed")
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        idle = self._idle
+        while True:
+            if idle:
+                now = self.loop.time()
+                while idle:
+                    conn = idle.pop()
+                    if conn.state is State.IDLE and now - conn.idle_since < self.keepalive_expiry:
+                        conn.state = State.BUSY
+                        return conn
+                    self.discard(conn)
+            if self._slots < self.max_connections:
+                self._slots += 1
+                break
+            handed = await self._wait(timeouts.get("pool"), deadline)
+            if handed is None:
+                break  # handed a slot: open a connection with it
+            if handed.state is State.IDLE:
+                handed.state = State.BUSY
+                return handed
+            self.discard(handed)  # closed while it was handed over; nothing was written
+        return await self._connect(timeouts.get("connect"), deadline)
+
+    async def _wait(self, timeout: float | None, deadline: float | None) -> Connection | None:
+        """Queue until a connection is handed over, or a slot to open one (None)."""
+        loop = self.loop
+        waiter: asyncio.Future[Connection | None] = loop.create_future()
+        self._waiters.append(waiter)
+        when = _earliest(loop.time(), timeout, deadline)
+        timer = None if when is None else loop.call_at(when, _expire, waiter, timeout)
+        try:
+            return await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                # Handed something in the loop iteration it was cancelled in: pass it on.
+                handed = waiter.result()
+                if handed is None:
+                    self._free_slot()
+                else:
+                    handed.state = State.HELD
+                    self.release(handed)
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    async def _connect(self, timeout: float | None, deadline: float | None) -> Connection:
+        """Open a connection with the slot the caller holds; the slot is freed on failure."""
+        loop = self.loop
+        when = _earliest(loop.time(), timeout, deadline)
+        made: list[Connection] = []
+
+        def protocol() -> Connection:
+            conn = Connection(self, self._reader())
+            made.append(conn)
+            return conn
+
+        try:
+            async with timeout_at(when):
+                transport, conn = await loop.create_connection(
+                    protocol,
+                    self.host,
+                    self.port,
+                    ssl=self._ssl,
+                    server_hostname=self.host if self._ssl is not None else None,
+                )
+        except BaseException as exc:
+            for conn in made:
+                # asyncio closes it; its slot is freed here, once.
+                self._open.discard(conn)
+            self._free_slot()
+            if isinstance(exc, TimeoutError):
+                raise httpx.ConnectTimeout(f"no connection to {self.origin} in time") from None
+            if isinstance(exc, OSError):  # refused, unreachable, DNS, TLS (ssl.SSLError)
+                raise httpx.ConnectError(
+                    f"could not connect to {self.origin}: {str(exc) or type(exc).__name__}"
+                ) from exc
+            raise
+        # uvloop may return before it has called `connection_made`.
+        conn.connection_made(transport)
+        if conn.state is not State.IDLE or self.closed:
+            # Closed by the server, or by `aclose()`, before a byte was written.
+            if conn in self._open:
+                self._open.discard(conn)
+                self._free_slot()
+            conn.abort()
+            raise httpx.ConnectError(f"{self.origin} closed the connection before the request")
+        conn.state = State.BUSY
+        return conn
+
+    def _free_slot(self) -> None:
+        waiters = self._waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # the slot passes to the waiter
+                return
+        self._slots -= 1
+
+    # -- what connections report ---------------------------------------------------------------
+
+    def opened(self, conn: Connection) -> None:
+        self._open.add(conn)
+
+    def lost(self, conn: Connection) -> None:
+        """`conn` is closed or closing: forget it and free its slot (once)."""
+        if conn in self._open:
+            self._open.discard(conn)
+            if conn in self._idle:
+                self._idle.remove(conn)
+            self._free_slot()
+
+    # -- closing -------------------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Close every connection; requests in flight fail, waiting ones are not sent."""
+        if self.closed:
+            return
+        self.closed = True
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(httpx.ConnectError("the transport was closed"))
+        self._idle.clear()
+        for conn in list(self._open):
+            conn.abort(httpx.ReadError("the transport was closed during the exchange"))
+        for _ in range(_CLOSE_ROUNDS):  # pragma: no branch - closed within the rounds
+            if not self._open:
+                break
+            await asyncio.sleep(0)
+
+
+def _expire(waiter: asyncio.Future[Connection | None], timeout: float | None) -> None:
+    if not waiter.done():
+        waiter.set_exception(
+            httpx.PoolTimeout(
+                f"no free connection within the pool timeout ({timeout}s) or the deadline"
+            )
+        )

@@ -1,0 +1,353 @@
+"""HTTP/1.1 on the wire, without I/O: the request's bytes, and a bounded reader of the answer.
+
+`encode_request()` frames one request with a Content-Length (the only framing the SDK sends).
+An `AnswerReader` takes the bytes of the connection as they arrive and says when the answer is
+whole; it refuses an answer whose head or body is past the caps (`MAX_ANSWER_HEAD`,
+`MAX_ANSWER_BODY`) as soon as that is known, so a hostile server costs a bounded amount of
+memory. Bodies are returned as sent: the SDK asks for `Accept-Encoding: identity` and never
+decodes an encoding it did not ask for.
+
+Two readers, one interface: `H11Reader` (h11, which httpx already installs) and
+`HttptoolsReader` (llhttp, the `fast` extra).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Final, NamedTuple, Protocol
+
+import h11
+
+from .. import _defaults as defaults
+
+if TYPE_CHECKING:
+    import httptools
+
+__all__ = [
+    "AnswerReader",
+    "AnswerTooLarge",
+    "H11Reader",
+    "HttptoolsReader",
+    "MalformedAnswer",
+    "RawAnswer",
+    "check_method",
+    "encode_request",
+    "header_block",
+]
+
+#: RFC 9110 token (method, header name), and what a header value must not hold.
+_TOKEN: Final = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_BAD_VALUE: Final = re.compile(rb"[\r\n\0]|^[ \t]|[ \t]$")
+#: Headers that frame the message: the writer sets them, never a caller.
+FRAMING: Final = frozenset({b"host", b"content-length", b"transfer-encoding"})
+
+
+class MalformedAnswer(Exception):
+    """What the server sent is not an HTTP/1.1 answer (or not one the SDK reads)."""
+
+
+class AnswerTooLarge(MalformedAnswer):
+    """The answer's head or body is past its cap; the rest is never read."""
+
+
+class RawAnswer(NamedTuple):
+    """A whole answer: status, raw headers, the body as sent, and whether the connection may
+    carry another request."""
+
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+    keep_alive: bool
+
+
+def header_block(host: bytes, headers: Iterable[tuple[bytes, bytes]]) -> bytes:
+    """The header lines of requests to one origin, Host first.
+
+    Raises ValueError: a name is not a token, a value holds CR, LF or NUL, or a header frames
+    the body (Host, Content-Length and Transfer-Encoding are the writer's).
+    """
+    lines = [b"Host: %b\r\n" % host]
+    for name, value in headers:
+        if not _TOKEN.fullmatch(name) or _BAD_VALUE.search(value):
+            raise ValueError(f"not a valid header: {name!r}")
+        if name.lower() in FRAMING:
+            raise ValueError(f"{name!r}: set by the request writer")
+        lines.append(b"%b: %b\r\n" % (name, value))
+    return b"".join(lines)
+
+
+def check_method(method: bytes) -> None:
+    """Raises ValueError: `method` is not an HTTP token (a space, CR or LF in it)."""
+    if not _TOKEN.fullmatch(method):
+        raise ValueError(f"not an HTTP method: {method!r}")
+
+
+def encode_request(method: bytes, target: bytes, block: bytes, body: bytes) -> bytes:
+    """One request: `target` is the path and query, percent-encoded; `block` from
+    `header_block()`.
+
+    Raises ValueError: `target` is empty or holds a space, CR or LF.
+    """
+    if not target or b" " in target or b"\r" in target or b"\n" in target:
+        raise ValueError(f"not a request target: {target!r}")
+    return b"%b %b HTTP/1.1\r\n%bContent-Length: %d\r\n\r\n%b" % (
+        method,
+        target,
+        block,
+        len(body),
+        body,
+    )
+
+
+class AnswerReader(Protocol):
+    """Reads one answer after another from the bytes of one connection."""
+
+    def start(self, method: bytes) -> None:
+        """A request went out: read its answer next."""
+
+    def feed(self, data: bytes) -> RawAnswer | None:
+        """Take bytes; the answer once it is whole, else None.
+
+        Raises MalformedAnswer (AnswerTooLarge past a cap). Bytes after a whole answer make
+        it not `keep_alive`: they answer nothing, and the connection is retired.
+        """
+
+    def eof(self) -> RawAnswer | None:
+        """The server closed: the answer, where its body ran to the end of the connection."""
+
+
+def _announced_length(headers: list[tuple[bytes, bytes]]) -> int | None:
+    for name, value in headers:
+        if len(name) == 14 and name.lower() == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+def _head_size(headers: list[tuple[bytes, bytes]]) -> int:
+    """The bytes of a head with these headers (the status line counted as its usual size)."""
+    return sum(len(name) + len(value) + 4 for name, value in headers) + len(
+        b"HTTP/1.1 200 OK\r\n\r\n"
+    )
+
+
+def _check_head(headers: list[tuple[bytes, bytes]], max_head: int) -> None:
+    # Readers refuse an incomplete head past the cap as it arrives; a whole one can come in
+    # one read, so it is measured too.
+    if _head_size(headers) > max_head:
+        raise AnswerTooLarge(f"the answer's head is past {max_head} bytes")
+
+
+def _check_length(headers: list[tuple[bytes, bytes]], max_body: int) -> None:
+    length = _announced_length(headers)
+    if length is not None and length > max_body:
+        raise AnswerTooLarge(f"the answer announces {length} bytes; the cap is {max_body}")
+
+
+class _Reading:
+    """What both readers collect of the answer being read."""
+
+    def __init__(self, max_head: int, max_body: int) -> None:
+        self._max_head = max_head
+        self._max_body = max_body
+        self._reset()
+
+    def _reset(self) -> None:
+        self._status = 0
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._body: list[bytes] = []
+        self._size = 0
+
+
+class H11Reader(_Reading):
+    """An `AnswerReader` on h11 (pure Python; httpx depends on it)."""
+
+    def __init__(
+        self,
+        *,
+        max_head: int = defaults.MAX_ANSWER_HEAD,
+        max_body: int = defaults.MAX_ANSWER_BODY,
+    ) -> None:
+        self._conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=max_head)
+        super().__init__(max_head, max_body)
+
+    def start(self, method: bytes) -> None:
+        conn = self._conn
+        if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
+            conn.start_next_cycle()
+        # h11 must see the request to frame its answer; the bytes themselves are ours.
+        conn.send(h11.Request(method=method, target=b"/", headers=[(b"Host", b"h")]))
+        conn.send(h11.EndOfMessage())
+        self._reset()
+
+    def feed(self, data: bytes) -> RawAnswer | None:
+        self._conn.receive_data(data)
+        return self._next()
+
+    def eof(self) -> RawAnswer | None:
+        if self._conn.their_state is not h11.SEND_BODY:
+            return None
+        self._conn.receive_data(b"")
+        return self._next()
+
+    def _next(self) -> RawAnswer | None:
+        conn = self._conn
+        try:
+            while True:
+                event = conn.next_event()
+                if event is h11.NEED_DATA or event is h11.PAUSED:
+                    return None
+                if isinstance(event, h11.Response):
+                    self._status = event.status_code
+                    self._headers = list(event.headers.raw_items())
+                    _check_head(self._headers, self._max_head)
+                    _check_length(self._headers, self._max_body)
+                elif isinstance(event, h11.Data):
+                    self._size += len(event.data)
+                    if self._size > self._max_body:
+                        raise AnswerTooLarge(f"the answer's body is past {self._max_body} bytes")
+                    self._body.append(bytes(event.data))
+                elif isinstance(event, h11.EndOfMessage):
+                    keep_alive = (
+                        conn.our_state is h11.DONE
+                        and conn.their_state is h11.DONE
+                        and not conn.trailing_data[0]
+                    )
+                    return RawAnswer(self._status, self._headers, b"".join(self._body), keep_alive)
+                elif isinstance(event, h11.ConnectionClosed):  # pragma: no cover - eof() first
+                    return None
+                # h11.InformationalResponse (100 Continue): the real answer follows.
+        except h11.RemoteProtocolError as exc:
+            if "buffer" in str(exc).lower():
+                raise AnswerTooLarge(f"the answer's head is past its cap ({exc})") from None
+            raise MalformedAnswer(str(exc)) from None
+
+
+class HttptoolsReader(_Reading):
+    """An `AnswerReader` on httptools (llhttp, in C): the `fast` extra."""
+
+    def __init__(
+        self,
+        *,
+        max_head: int = defaults.MAX_ANSWER_HEAD,
+        max_body: int = defaults.MAX_ANSWER_BODY,
+    ) -> None:
+        import httptools
+
+        self._httptools = httptools
+        self._parser: httptools.HttpResponseParser = httptools.HttpResponseParser(self)
+        self._done: RawAnswer | None = None
+        self._too_large: str | None = None
+        self._stray = False
+        self._head_only = False
+        self._renew = False
+        super().__init__(max_head, max_body)
+
+    def _reset(self) -> None:
+        super()._reset()
+        self._head_size = 0
+        self._head_done = False
+
+    def start(self, method: bytes) -> None:
+        if self._renew:
+            self._parser = self._httptools.HttpResponseParser(self)
+            self._renew = False
+        self._reset()
+        self._done = None
+        self._stray = False
+        self._head_only = method == b"HEAD"
+
+    def feed(self, data: bytes) -> RawAnswer | None:
+        if self._done is not None:
+            return self._trailing()
+        try:
+            self._parser.feed_data(data)
+        except self._httptools.HttpParserUpgrade:
+            raise MalformedAnswer("the server switched protocols") from None
+        except self._httptools.HttpParserError as exc:
+            if self._too_large is not None:
+                raise AnswerTooLarge(self._too_large) from None
+            if self._finished():
+                # llhttp stopped at bytes after the whole answer: the answer stands, the
+                # connection is retired.
+                return self._trailing()
+            raise MalformedAnswer(str(exc)) from None
+        if self._too_large is not None:
+            raise AnswerTooLarge(self._too_large)
+        if not self._head_done:
+            # Everything read so far is head.
+            self._head_size += len(data)
+            if self._head_size > self._max_head:
+                raise AnswerTooLarge(f"the answer's head is past {self._max_head} bytes")
+        if self._stray:
+            return self._trailing()
+        return self._done
+
+    def _finished(self) -> bool:
+        # A method, not `self._done is not None` inline: the parser's callbacks set it during
+        # `feed_data()`, which a type checker's narrowing cannot see.
+        return self._done is not None
+
+    def _trailing(self) -> RawAnswer:
+        done = self._done
+        assert done is not None
+        return done._replace(keep_alive=False)
+
+    def eof(self) -> RawAnswer | None:
+        if not self._head_done or self._status < 200 or self._done is not None:
+            return None
+        names = {name.lower() for name, _ in self._headers}
+        if b"content-length" in names or b"transfer-encoding" in names:
+            return None  # framed, and cut short
+        return RawAnswer(self._status, self._headers, b"".join(self._body), False)
+
+    # httptools callbacks: an exception here would be wrapped by httptools, so a cap sets
+    # `_too_large` and pauses the parser instead.
+
+    def on_message_begin(self) -> None:
+        if self._done is not None:
+            self._stray = True  # a second answer to one request
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self._done is None:
+            self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        if self._done is not None:
+            return
+        self._head_done = True
+        self._status = self._parser.get_status_code()
+        length = _announced_length(self._headers)
+        if _head_size(self._headers) > self._max_head:
+            self._too_large = f"the answer's head is past {self._max_head} bytes"
+        elif length is not None and length > self._max_body:
+            self._too_large = f"the answer announces {length} bytes; the cap is {self._max_body}"
+        elif self._head_only and self._status >= 200:
+            # The answer to HEAD has no body, whatever its Content-Length says. llhttp cannot
+            # be told the method: the answer ends here, and the next one gets a fresh parser.
+            keep_alive = self._parser.should_keep_alive()
+            self._done = RawAnswer(self._status, self._headers, b"", keep_alive)
+            self._renew = True
+
+    def on_body(self, body: bytes) -> None:
+        if self._done is not None:
+            return
+        self._size += len(body)
+        if self._size > self._max_body:
+            self._too_large = f"the answer's body is past {self._max_body} bytes"
+        elif self._too_large is None:
+            self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        if self._done is not None:
+            return
+        if self._status < 200:
+            # An interim answer (100 Continue): the real one follows.
+            self._reset()
+            return
+        if self._too_large is None:
+            keep_alive = self._parser.should_keep_alive()
+            self._done = RawAnswer(self._status, self._headers, b"".join(self._body), keep_alive)
