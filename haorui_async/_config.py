@@ -44,6 +44,11 @@ def _positive_seconds(instance: object, attribute: attrs.Attribute[float], value
         raise ConfigurationError(f"{attribute.name}: expected seconds > 0, got {value!r}")
 
 
+def _boolean(instance: object, attribute: attrs.Attribute[bool], value: object) -> None:
+    if not isinstance(value, bool):
+        raise ConfigurationError(f"{attribute.name}: expected True or False, got {value!r}")
+
+
 def _rate(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if value is None:
         return
@@ -149,6 +154,10 @@ class SenderConfig:
     rate_limit: float | None = attrs.field(default=None, validator=_rate)
     retry: RetryPolicy = attrs.field(factory=RetryPolicy)
     ssl_context: ssl.SSLContext | None = attrs.field(default=None, validator=_ssl_context)
+    reconcile_unknown: bool = attrs.field(default=False, validator=_boolean)
+    reconcile_settle: float = attrs.field(
+        default=defaults.DEFAULT_RECONCILE_SETTLE, validator=_positive_seconds
+    )
 
     @retry.validator
     def _check_retry(self, attribute: attrs.Attribute[RetryPolicy], value: object) -> None:

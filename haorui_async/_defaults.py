@@ -95,3 +95,10 @@ MAX_ANSWER_HEAD: Final = 16 * 1024
 #: family's richest (a delivery-status record) under 2 KiB; 64 KiB bounds the memory of a send in
 #: flight (a 50 MB body or a decompression bomb costs nothing) with room for unknown keys.
 MAX_ANSWER_BODY: Final = 64 * 1024
+
+# Reconciling unknown outcomes.
+#: Seconds after the last attempt before a lookup that finds nothing counts, and between the
+#: two such lookups that make a message "not accepted". The family's records are written when
+#: the gateway queues a message; 10 s leaves room for a slow gateway while still fitting twice
+#: in the default deadline of a send (60 s) with its first attempts.
+DEFAULT_RECONCILE_SETTLE: Final = 10.0

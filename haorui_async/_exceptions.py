@@ -120,10 +120,12 @@ class SendError(HaoruiError):
         self.attempts = attempts
         #: Seconds the gateway asked to wait (a `Retry-After` header), if it did.
         self.retry_after = retry_after
+        #: When the last attempt ended, on the sender's clock (set by the sender).
+        self.ended_at: float | None = None
         super().__init__(detail)
 
     @property
-    def uid(self) -> str | None:
+    def uid(self) -> str:
         return self.message.uid
 
     def __str__(self) -> str:

@@ -65,6 +65,8 @@ class SendResult:
         body: the whole decoded answer, unknown keys kept.
         message: the `SMS` that was sent.
         attempts: how many requests it took.
+        reconciled: True where the answer was lost and the acceptance was found afterwards
+            (a lookup or a delivery report: `remarks` is then empty).
     """
 
     message_id: str
@@ -74,6 +76,7 @@ class SendResult:
     body: Mapping[str, Any] = attrs.field(repr=False)
     message: SMS = attrs.field(repr=False, eq=False)
     attempts: int = attrs.field(default=1, eq=False)
+    reconciled: bool = attrs.field(default=False, eq=False)
 
     @property
     def ok(self) -> bool:

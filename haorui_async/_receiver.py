@@ -14,9 +14,11 @@ import inspect
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Final
+from urllib.parse import parse_qsl, urlencode
 
 from . import _defaults as defaults
 from ._delivery import DeliveryReport, InvalidDeliveryReport, parse_delivery_report
+from ._reconcile import TOKEN_PARAMETER, DeliveryTracker
 
 __all__ = ["DeliveryReportReceiver"]
 
@@ -77,6 +79,10 @@ class DeliveryReportReceiver:
         on_report: called with each `DeliveryReport`; an async function, or a plain one
             (which then runs on the event loop, so it should be quick).
         max_body_size: the largest request body read, in bytes.
+        tracker: a `DeliveryTracker` shared with the sender (or a bulk job): a report must
+            then come to the tracker's callback URL with its secret token (else 403, never
+            applied), and is applied, and handed to `on_report`, only for a uid the tracker
+            saw sent; reports for other uids are answered 200 and dropped.
         max_pending: callbacks running at most before new reports are answered 503.
         drain_timeout: seconds `aclose()` waits for running callbacks before cancelling them.
 
@@ -87,13 +93,16 @@ class DeliveryReportReceiver:
 
     def __init__(
         self,
-        on_report: ReportCallback,
+        on_report: ReportCallback | None = None,
         *,
+        tracker: DeliveryTracker | None = None,
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
         max_pending: int = DEFAULT_MAX_PENDING,
         drain_timeout: float = DEFAULT_DRAIN_TIMEOUT,
     ) -> None:
-        if not callable(on_report):
+        if on_report is None and tracker is None:
+            raise TypeError("on_report, tracker: give at least one")
+        if on_report is not None and not callable(on_report):
             raise TypeError(f"on_report: expected a callable, got {on_report!r}")
         limits: dict[str, object] = {
             "max_body_size": max_body_size,
@@ -104,6 +113,7 @@ class DeliveryReportReceiver:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 raise ValueError(f"{name}: expected a number > 0, got {value!r}")
         self.on_report = on_report
+        self.tracker = tracker
         self.max_body_size = max_body_size
         self.max_pending = max_pending
         self.drain_timeout = float(drain_timeout)
@@ -185,15 +195,30 @@ class DeliveryReportReceiver:
             return
         except _ClientGone:
             return
+        query: bytes = scope.get("query_string", b"")
+        if self.tracker is not None:
+            given, query = _take_token(query)
+            if not self.tracker.accepts_token(given):
+                # Never the token itself in a log record: only that it was wrong or missing.
+                logger.warning("answered 403 to a delivery report without the right token")
+                await _answer(send, 403, "forbidden")
+                return
         content_type = None
         for name, value in scope["headers"]:
             if name.lower() == b"content-type":
                 content_type = value.decode("latin-1")
         try:
-            report = parse_delivery_report(body, content_type, scope.get("query_string", b""))
+            report = parse_delivery_report(body, content_type, query)
         except InvalidDeliveryReport as exc:
             logger.warning("answered 400 to a malformed delivery report: %s", exc)
             await _answer(send, 400, str(exc))
+            return
+        if self.tracker is not None and not self.tracker.record(report):
+            logger.debug("a delivery report for uid=%s, not sent with this tracker", report.uid)
+            await _answer(send, 200, "ok")
+            return
+        if self.on_report is None:
+            await _answer(send, 200, "ok")
             return
         if len(self._tasks) >= self.max_pending:
             await _answer(send, 503, "too many reports in progress", [(b"retry-after", b"1")])
@@ -221,6 +246,7 @@ class DeliveryReportReceiver:
                 return b"".join(chunks)
 
     async def _deliver(self, report: DeliveryReport) -> None:
+        assert self.on_report is not None
         try:
             result = self.on_report(report)
             if inspect.isawaitable(result):
@@ -235,6 +261,14 @@ class DeliveryReportReceiver:
                 type(exc).__name__,
                 exc_info=exc,
             )
+
+
+def _take_token(query: bytes) -> tuple[str | None, bytes]:
+    """The tracker's token from a query string, and the query without it."""
+    pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+    tokens = [value for name, value in pairs if name == TOKEN_PARAMETER]
+    rest = urlencode([(name, value) for name, value in pairs if name != TOKEN_PARAMETER])
+    return (tokens[0] if len(tokens) == 1 else None), rest.encode("latin-1")
 
 
 async def _answer(

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
 from types import TracebackType
 from typing import Literal, TypeVar
 
+import attrs
 import httpx
 
 from . import _bulk
@@ -32,21 +33,12 @@ from ._exceptions import (
     SenderClosed,
     SendError,
 )
-from ._lookup import (
-    BALANCE_PATH,
-    DELIVERY_STATUS_PATH,
-    Balance,
-    DeliveryStatus,
-    LookupFailed,
-    balance_request,
-    delivery_status_request,
-    read_balance,
-    read_delivery_status,
-)
+from ._lookups import LookupsMixin, accepted_by
 from ._message import SMS
 from ._protocol import Request, SendResult, build_request, read_response
+from ._reconcile import DeliveryTracker
 from ._retry import RetryPolicy
-from ._secrets import install_library_log_filter, scrub
+from ._secrets import install_library_log_filter
 
 __all__ = ["AsyncSender"]
 
@@ -61,7 +53,7 @@ class _State(enum.Enum):
     CLOSED = "closed"
 
 
-class AsyncSender:
+class AsyncSender(LookupsMixin):
     """Sends SMS through the HAORUI gateway, many at once, over one pool of connections.
 
     Use it as an async context manager, or call `aclose()` when done:
@@ -102,6 +94,16 @@ class AsyncSender:
         sleep: the coroutine function used to wait between attempts (tests inject a fake).
         clock: the clock of the deadline and the retry decisions, in seconds (defaults to the
             event loop's); a test pairs a fake one with a fake `sleep`.
+        reconcile_unknown: an attempt that ends in an unknown outcome is reconciled
+            (`reconcile()`) instead of raised: accepted, `send()` returns a `SendResult` marked
+            `reconciled`; provably not accepted, it is sent again (within the attempts and the
+            deadline); still unknown, `OutcomeUnknown` is raised. Off by default: its one
+            residual risk is a gateway whose record appears later than `reconcile_settle`.
+        reconcile_settle: seconds a record is given to appear before a lookup that finds
+            nothing counts (two such lookups, this far apart, mean "not accepted").
+        tracker: a `DeliveryTracker` shared with a `DeliveryReportReceiver`: messages without a
+            `callback_url` get its URL (with its secret token), and its reports settle unknown
+            outcomes.
 
     Raises:
         ConfigurationError: credentials missing, or an option out of range.
@@ -129,6 +131,9 @@ class AsyncSender:
         client: httpx.AsyncClient | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] | None = None,
+        reconcile_unknown: bool = False,
+        reconcile_settle: float = defaults.DEFAULT_RECONCILE_SETTLE,
+        tracker: DeliveryTracker | None = None,
     ) -> None:
         if transport is not None and client is not None:
             raise ConfigurationError("transport, client: give one or the other, not both")
@@ -151,7 +156,11 @@ class AsyncSender:
             retry=retry,
             retry_ambiguous=retry_ambiguous,
             ssl_context=ssl_context,
+            reconcile_unknown=reconcile_unknown,
+            reconcile_settle=reconcile_settle,
         )
+        #: Where the reports of this sender's messages are matched to their uids, if anywhere.
+        self.tracker = tracker
         if limiter is None and config.rate_limit is not None:
             limiter = local_limiter(config.rate_limit)
         self._password = config.api_password
@@ -208,6 +217,9 @@ class AsyncSender:
 
     @property
     def closed(self) -> bool:
+        return self._state is _State.CLOSED
+
+    def _closed(self) -> bool:
         return self._state is _State.CLOSED
 
     async def __aenter__(self) -> AsyncSender:
@@ -283,17 +295,41 @@ class AsyncSender:
             self._state = _State.OPENED
         loop = asyncio.get_running_loop()
         clock = self._clock or loop.time
-        deadline = clock() + self.config.deadline
+        config = self.config
+        deadline = clock() + config.deadline
+        tracker = self.tracker
+        if tracker is not None:
+            if sms.callback_url is None and tracker.callback_url is not None:
+                sms = attrs.evolve(sms, callback_url=tracker.callback_url)
+            if sms.callback_url == tracker.callback_url:
+                tracker.sent(sms.uid)  # before the request goes out, so its report is applied
         request = self._encode(sms)
         attempt = 1
         while True:
             try:
                 return await self._attempt(sms, request, loop.time() + deadline - clock(), attempt)
             except SendError as failure:
-                wait = self.config.retry.next_wait(failure, attempt, now=clock(), deadline=deadline)
-                if wait is None:
-                    raise
-            await self._sleep(wait)
+                failure.ended_at = clock()
+                if (
+                    isinstance(failure, OutcomeUnknown)
+                    and config.reconcile_unknown
+                    and not config.retry.retry_ambiguous
+                ):
+                    found = await self._reconcile(failure, deadline)
+                    if found.verdict == "accepted":
+                        return accepted_by(found, sms, attempt)
+                    if found.verdict == "unknown" or attempt >= config.retry.attempts:
+                        raise
+                    wait = 0.0  # provably not accepted: send it again
+                else:
+                    wait_or_stop = config.retry.next_wait(
+                        failure, attempt, now=clock(), deadline=deadline
+                    )
+                    if wait_or_stop is None:
+                        raise
+                    wait = wait_or_stop
+            if wait:
+                await self._sleep(wait)
             attempt += 1
 
     def send_many(
@@ -323,81 +359,6 @@ class AsyncSender:
     ) -> BulkReport:
         """Send every message and gather the outcomes in input order, with counts per kind."""
         return await _bulk.send_all(self, messages, concurrency=concurrency)
-
-    # -- lookups ----------------------------------------------------------------------------
-
-    async def get_delivery_status(
-        self, *, uid: str | None = None, message_id: str | None = None
-    ) -> DeliveryStatus | None:
-        """What the gateway knows of a message (`GetDeliveryStatus`), or None: not found.
-
-        Found only where the answer carries a `message_id` and a `DLRStatus` for the uid or
-        message_id asked (`_lookup`'s rule). A lookup only reads, so it is retried on any
-        failure, within the sender's deadline.
-
-        Raises:
-            ValueError: neither `uid` nor `message_id` was given.
-            LookupFailed: the gateway could not be asked, or its answer is unreadable.
-        """
-        config = self.config
-        request = delivery_status_request(
-            method=config.method,
-            path=self._prefix + DELIVERY_STATUS_PATH,
-            api_id=config.api_id,
-            api_password=self._password,
-            uid=uid,
-            message_id=message_id,
-        )
-        return await self._look_up(
-            request,
-            lambda a: read_delivery_status(a.status, a.body, uid=uid, message_id=message_id),
-        )
-
-    async def check_balance(self) -> Balance:
-        """The account's balance (`CheckBalance`). Raises LookupFailed as lookups do."""
-        config = self.config
-        request = balance_request(
-            method=config.method,
-            path=self._prefix + BALANCE_PATH,
-            api_id=config.api_id,
-            api_password=self._password,
-        )
-        return await self._look_up(request, lambda a: read_balance(a.status, a.body))
-
-    async def _look_up(self, request: Request, read: Callable[[Answer], _T]) -> _T:
-        if self._state is _State.CLOSED:
-            raise SenderClosed("this AsyncSender is closed; create a new one")
-        loop = asyncio.get_running_loop()
-        clock = self._clock or loop.time
-        deadline = clock() + self.config.deadline
-        policy = self.config.retry
-        attempt = 1
-        while True:
-            try:
-                await self._admission.enter(loop.time() + deadline - clock())
-            except Late as late:
-                raise LookupFailed(str(late)) from None
-            try:
-                answer = await self._backend.exchange(request, loop.time() + deadline - clock())
-            except Exception as exc:
-                failure = LookupFailed(
-                    f"the lookup failed ({scrub(f'{type(exc).__name__}: {exc}', self._password)})"
-                )
-            else:
-                try:
-                    return read(answer)
-                except LookupFailed as exc:
-                    failure = exc
-                finally:
-                    answer.finish(keep=200 <= answer.status < 300)
-            finally:
-                self._admission.leave()
-            wait = policy.backoff(attempt)
-            if attempt >= policy.attempts or clock() + wait >= deadline:
-                raise failure
-            logger.debug("lookup retried in %.3fs after attempt %d: %s", wait, attempt, failure)
-            await self._sleep(wait)
-            attempt += 1
 
     # -- one attempt ----------------------------------------------------------------------
 

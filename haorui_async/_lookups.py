@@ -1,0 +1,185 @@
+"""The sender's lookups and reconciliation: the I/O around `_lookup` and `_reconcile`.
+
+`AsyncSender` inherits these methods; they go through its admission (the rate limit and slots
+count lookups too) and its backend, within its deadline. A lookup only reads, so it is retried
+on any failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TypeVar
+
+from . import _defaults as defaults
+from ._admission import Admission, Late
+from ._backends import Answer, Backend
+from ._config import SenderConfig
+from ._exceptions import OutcomeUnknown, SenderClosed
+from ._lookup import (
+    BALANCE_PATH,
+    DELIVERY_STATUS_PATH,
+    Balance,
+    DeliveryStatus,
+    LookupFailed,
+    balance_request,
+    delivery_status_request,
+    read_balance,
+    read_delivery_status,
+)
+from ._message import SMS
+from ._protocol import Request, SendResult
+from ._reconcile import DeliveryTracker, Reconciliation, reconcile
+from ._secrets import Secret, scrub
+
+if TYPE_CHECKING:
+    pass
+
+__all__ = ["LookupsMixin", "accepted_by"]
+
+logger = logging.getLogger(defaults.LOGGER_NAME)
+
+_T = TypeVar("_T")
+
+
+class LookupsMixin:
+    """`get_delivery_status()`, `check_balance()` and `reconcile()` of `AsyncSender`."""
+
+    config: SenderConfig
+    tracker: DeliveryTracker | None
+    _admission: Admission
+    _backend: Backend
+    _password: Secret
+    _prefix: str
+    _clock: Callable[[], float] | None
+    _sleep: Callable[[float], Awaitable[None]]
+
+    def _closed(self) -> bool:
+        raise NotImplementedError
+
+    # -- lookups ----------------------------------------------------------------------------
+
+    async def get_delivery_status(
+        self, *, uid: str | None = None, message_id: str | None = None
+    ) -> DeliveryStatus | None:
+        """What the gateway knows of a message (`GetDeliveryStatus`), or None: not found.
+
+        Found only where the answer carries a `message_id` and a `DLRStatus` for the uid or
+        message_id asked (`_lookup`'s rule). A lookup only reads, so it is retried on any
+        failure, within the sender's deadline.
+
+        Raises:
+            ValueError: neither `uid` nor `message_id` was given.
+            LookupFailed: the gateway could not be asked, or its answer is unreadable.
+        """
+        config = self.config
+        request = delivery_status_request(
+            method=config.method,
+            path=self._prefix + DELIVERY_STATUS_PATH,
+            api_id=config.api_id,
+            api_password=self._password,
+            uid=uid,
+            message_id=message_id,
+        )
+        return await self._look_up(
+            request,
+            lambda a: read_delivery_status(a.status, a.body, uid=uid, message_id=message_id),
+        )
+
+    async def check_balance(self) -> Balance:
+        """The account's balance (`CheckBalance`). Raises LookupFailed as lookups do."""
+        config = self.config
+        request = balance_request(
+            method=config.method,
+            path=self._prefix + BALANCE_PATH,
+            api_id=config.api_id,
+            api_password=self._password,
+        )
+        return await self._look_up(request, lambda a: read_balance(a.status, a.body))
+
+    async def _look_up(self, request: Request, read: Callable[[Answer], _T]) -> _T:
+        if self._closed():
+            raise SenderClosed("this AsyncSender is closed; create a new one")
+        loop = asyncio.get_running_loop()
+        clock = self._clock or loop.time
+        deadline = clock() + self.config.deadline
+        policy = self.config.retry
+        attempt = 1
+        while True:
+            try:
+                await self._admission.enter(loop.time() + deadline - clock())
+            except Late as late:
+                raise LookupFailed(str(late)) from None
+            try:
+                answer = await self._backend.exchange(request, loop.time() + deadline - clock())
+            except Exception as exc:
+                failure = LookupFailed(
+                    f"the lookup failed ({scrub(f'{type(exc).__name__}: {exc}', self._password)})"
+                )
+            else:
+                try:
+                    return read(answer)
+                except LookupFailed as exc:
+                    failure = exc
+                finally:
+                    answer.finish(keep=200 <= answer.status < 300)
+            finally:
+                self._admission.leave()
+            wait = policy.backoff(attempt)
+            if attempt >= policy.attempts or clock() + wait >= deadline:
+                raise failure
+            logger.debug("lookup retried in %.3fs after attempt %d: %s", wait, attempt, failure)
+            await self._sleep(wait)
+            attempt += 1
+
+    async def reconcile(self, what: OutcomeUnknown | SMS | str) -> Reconciliation:
+        """Resolve an unknown outcome: was the message accepted? (`_reconcile` tells how.)
+
+        `what` is the `OutcomeUnknown` a send raised, the `SMS`, or its uid. Without the
+        error, the last attempt is taken to have been just now. The verdict "not_accepted" is
+        the only one that makes a resend safe.
+        """
+        return await self._reconcile(what, None)
+
+    async def _reconcile(
+        self, what: OutcomeUnknown | SMS | str, deadline: float | None
+    ) -> Reconciliation:
+        clock = self._clock or asyncio.get_running_loop().time
+        since = clock()
+        if isinstance(what, OutcomeUnknown):
+            uid = what.uid
+            since = what.ended_at if what.ended_at is not None else since
+        else:
+            uid = what.uid if isinstance(what, SMS) else what
+
+        async def look_up(uid: str) -> DeliveryStatus | None:
+            return await self.get_delivery_status(uid=uid)
+
+        return await reconcile(
+            uid,
+            look_up=look_up,
+            tracker=self.tracker,
+            since=since,
+            settle=self.config.reconcile_settle,
+            clock=clock,
+            sleep=self._sleep,
+            deadline=deadline,
+        )
+
+
+def accepted_by(found: Reconciliation, sms: SMS, attempts: int) -> SendResult:
+    """The `SendResult` of a message whose answer was lost and whose acceptance was found."""
+    evidence = found.status.raw if found.status is not None else {}
+    if found.report is not None:
+        evidence = found.report.raw
+    return SendResult(
+        message_id=found.message_id or "",
+        status="S",
+        remarks="",
+        uid=sms.uid,
+        body=evidence,
+        message=sms,
+        attempts=attempts,
+        reconciled=True,
+    )
