@@ -1,11 +1,12 @@
-"""Run the benchmark suite and write its results beside this file, in `results/`.
+"""Run the peer-comparison benchmark suite and write its results beside this file, in `results/`.
 
     python benchmarks/run.py            # the default sizes: a few minutes on 2 cores
     python benchmarks/run.py --full     # longer measurements, more rounds
-    python benchmarks/run.py --help     # every option (the same as `haorui-async bench`)
+    python benchmarks/run.py --help     # every option
 
-The code lives in the package (`haorui_async._bench`), so an installed SDK runs the same
-benchmark with `haorui-async bench`.
+`nox -s bench` installs what it needs (the `bench` dependency group) and runs it. The suite
+lives in `benchmarks/suite/`, out of the wheel; the installed `haorui-async bench` is a
+smaller tool that measures the SDK alone against a gateway of the user's.
 """
 
 from __future__ import annotations
@@ -13,20 +14,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-# A checkout that is not installed still runs: its package directory goes first on the path.
-sys.path.insert(0, str(HERE.parent))
+# `benchmarks` (and a checkout's `haorui_async`, when it is not installed) import from the
+# checkout's root, whatever the working directory.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from haorui_async.cli._bench import bench  # noqa: E402
-
-
-def main() -> None:
-    """Run `haorui-async bench` with `--out benchmarks/results` unless told otherwise."""
-    args = sys.argv[1:]
-    if not any(arg == "--out" or arg.startswith("--out=") for arg in args):
-        args += ["--out", str(HERE / "results")]
-    bench.main(args=args, prog_name="benchmarks/run.py")
-
+from benchmarks.suite.command import main
 
 if __name__ == "__main__":
-    main()
+    main(prog_name="benchmarks/run.py")

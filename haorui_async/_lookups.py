@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _defaults as defaults
 from ._admission import Admission, Late
@@ -73,14 +73,8 @@ class LookupsMixin:
             ValueError: neither `uid` nor `message_id` was given.
             LookupFailed: the gateway could not be asked, or its answer is unreadable.
         """
-        config = self.config
         request = delivery_status_request(
-            method=config.method,
-            path=self._prefix + DELIVERY_STATUS_PATH,
-            api_id=config.api_id,
-            api_password=self._password,
-            uid=uid,
-            message_id=message_id,
+            **self._lookup_fields(DELIVERY_STATUS_PATH), uid=uid, message_id=message_id
         )
         return await self._look_up(
             request,
@@ -89,14 +83,17 @@ class LookupsMixin:
 
     async def check_balance(self) -> Balance:
         """The account's balance (`CheckBalance`). Raises LookupFailed as lookups do."""
-        config = self.config
-        request = balance_request(
-            method=config.method,
-            path=self._prefix + BALANCE_PATH,
-            api_id=config.api_id,
-            api_password=self._password,
-        )
+        request = balance_request(**self._lookup_fields(BALANCE_PATH))
         return await self._look_up(request, lambda a: read_balance(a.status, a.body))
+
+    def _lookup_fields(self, path: str) -> dict[str, Any]:
+        config = self.config
+        return {
+            "method": config.method,
+            "path": self._prefix + path,
+            "api_id": config.api_id,
+            "api_password": self._password,
+        }
 
     async def _look_up(self, request: Request, read: Callable[[Answer], _T]) -> _T:
         if self._closed():

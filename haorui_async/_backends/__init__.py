@@ -141,28 +141,19 @@ def make_backend(
             "transport, client: the sender builds its own transport for backend='fast' or "
             "ssl_context=; give those to your transport or client instead"
         )
-    headers = _headers(config.method)
+    common = {
+        "headers": _headers(config.method),
+        "timeout": config.timeout,
+        "max_connections": config.max_concurrency,
+        "ssl_context": config.ssl_context,
+    }
     if config.backend == "fast":
         from ._fast import FastBackend
 
-        return FastBackend(
-            config.base_url,
-            headers=headers,
-            timeout=config.timeout,
-            max_connections=config.max_concurrency,
-            ssl_context=config.ssl_context,
-        )
+        return FastBackend(config.base_url, **common)  # type: ignore[arg-type]  # typed above
     from ._httpx import HttpxBackend
 
-    return HttpxBackend(
-        config.base_url,
-        headers=headers,
-        timeout=config.timeout,
-        max_connections=config.max_concurrency,
-        ssl_context=config.ssl_context,
-        transport=transport,
-        client=client,
-    )
+    return HttpxBackend(config.base_url, transport=transport, client=client, **common)  # type: ignore[arg-type]  # typed above
 
 
 #: Failures that happen before a single byte of the request can have reached the gateway.

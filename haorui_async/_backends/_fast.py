@@ -22,16 +22,8 @@ __all__ = ["FastBackend"]
 
 
 class FastBackend:
-    """The lean backend: see the module's docstring.
-
-    Args:
-        base_url: the gateway's origin (and path prefix).
-        headers: the fixed headers of every request.
-        timeout: connect, read, write and pool timeouts of one request.
-        max_connections: connections open at most.
-        ssl_context: TLS settings (certificates are always verified).
-        parser: "auto" (httptools when installed, else h11), "httptools" or "h11".
-    """
+    """The lean backend: see the module's docstring. Its arguments are `HttpxBackend`'s own
+    pool's, and `parser`: "auto" (httptools when installed, else h11), "httptools" or "h11"."""
 
     name = "fast"
 

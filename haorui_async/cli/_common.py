@@ -1,17 +1,24 @@
-"""What every command shares: credentials, the sender id, exit codes, describing failures."""
+"""What every command shares: credentials, the sender id, exit codes, describing failures,
+and timing a fan-out of sends (`demo`, `bench`)."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
+import attrs
 import click
 
 from .. import _defaults as defaults
+from .._bulk import send_many
 from .._exceptions import ConfigurationError, HaoruiError, SendError
+from .._message import SMS
 from .._outcome import KINDS, OutcomeKind, kind_of
+from .._sender import AsyncSender
 
 #: Exit codes of the commands that send.
 EXIT_SENT: Final = 0
@@ -152,3 +159,122 @@ def sender_id_option(function: F) -> F:
         default=None,
         help="Registered sender id, for the messages that carry none.",
     )(function)
+
+
+def percentile(sorted_values: Sequence[float], share: float) -> float:
+    """The value below which `share` (0..1) of `sorted_values` lie (nearest rank); 0 if empty."""
+    if not sorted_values:
+        return 0.0
+    rank = min(len(sorted_values) - 1, max(0, round(share * len(sorted_values)) - 1))
+    return sorted_values[rank]
+
+
+@attrs.frozen
+class Timings:
+    """What a fan-out of sends measured.
+
+    Attributes:
+        counts: messages by outcome kind (the kinds of `send_many()`).
+        latencies: seconds from each send's start to its outcome, sorted.
+        elapsed: seconds from the first send's start to the last outcome.
+        first_error: why the first message that was not sent was not, if any.
+    """
+
+    counts: Counter[str]
+    latencies: list[float]
+    elapsed: float
+    first_error: HaoruiError | None = None
+
+    @property
+    def rate(self) -> float:
+        """Outcomes per second, whatever their kind."""
+        return len(self.latencies) / self.elapsed if self.elapsed > 0 else 0.0
+
+    def latency_ms(self, share: float) -> float:
+        """The `share` (0..1) percentile of the latencies, in milliseconds."""
+        return percentile(self.latencies, share) * 1000
+
+
+async def time_sends(
+    sender: AsyncSender,
+    message: Callable[[int], SMS],
+    count: int,
+    concurrency: int,
+    progress: Callable[[int], None] | None = None,
+) -> Timings:
+    """Send `message(0)` ... `message(count - 1)` through `send_many()`, `concurrency` at a
+    time, timing each one; `progress(n)` is told of every 100 outcomes, and of the rest."""
+    started: dict[int, float] = {}
+    clock = time.perf_counter
+
+    def messages() -> Iterator[SMS]:
+        # Built lazily: a worker pulls the next message when it is free, so the time it is
+        # yielded is the time its send starts.
+        for index in range(count):
+            built = message(index)
+            started[index] = clock()
+            yield built
+
+    counts: Counter[str] = Counter()
+    latencies: list[float] = []
+    first_error: HaoruiError | None = None
+    unreported = 0
+    begin = clock()
+    async for outcome in send_many(sender, messages(), concurrency=concurrency):
+        latencies.append(clock() - started.pop(outcome.index))
+        counts[outcome.kind] += 1
+        if first_error is None:
+            first_error = outcome.error
+        unreported += 1
+        if progress is not None and unreported == 100:
+            progress(unreported)
+            unreported = 0
+    elapsed = clock() - begin
+    if progress is not None:
+        progress(unreported)
+    latencies.sort()
+    return Timings(counts=counts, latencies=latencies, elapsed=elapsed, first_error=first_error)
+
+
+def load_options(
+    *, count: int, concurrency: int, count_help: str, least_count: int = 1
+) -> Callable[[F], F]:
+    """The options of a command that sends many messages: -n/--count, -c/--concurrency,
+    --backend and --method."""
+
+    def apply(function: F) -> F:
+        for option in (
+            click.option(
+                "--method",
+                type=click.Choice(["POST", "GET"], case_sensitive=False),
+                default=defaults.DEFAULT_METHOD,
+                show_default=True,
+            ),
+            click.option(
+                "--backend",
+                type=click.Choice(["httpx", "fast"]),
+                default=defaults.DEFAULT_BACKEND,
+                show_default=True,
+                help="The SDK's backend: httpx over its own pool, or the pool driven directly.",
+            ),
+            click.option(
+                "-c",
+                "--concurrency",
+                type=click.IntRange(min=1),
+                default=concurrency,
+                show_default=True,
+                help="Sends in flight at most (also the sender's max_concurrency).",
+            ),
+            click.option(
+                "-n",
+                "--count",
+                type=click.IntRange(min=least_count),
+                default=count,
+                show_default=True,
+                help=count_help,
+            ),
+        ):
+            function = option(function)
+        return function
+
+    return apply

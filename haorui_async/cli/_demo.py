@@ -9,14 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
-import time
-from collections import Counter
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import asynccontextmanager
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, Final
 
 import click
@@ -25,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .._bulk import KINDS, send_many
+from .._bulk import KINDS
 from .._exceptions import SendError
 from .._message import SMS
 from .._sender import AsyncSender
@@ -33,69 +26,14 @@ from ..testing._cli import config_from_options
 from ..testing._config import option_specs
 from ..testing._model import DEMO_API_ID, DEMO_API_PASSWORD, DEMO_SENDER_ID
 from ._app import app
-from ._common import describe_failure
-from ._emulator import emulator_options
+from ._common import Timings, describe_failure, load_options, time_sends
+from ._emulator import emulator_options, emulator_process
 
-#: How long the emulator subprocess may take to start listening.
-STARTUP_TIMEOUT: Final = 20.0
 #: Sends in flight by default: enough to keep one emulator busy without a pool so large that
 #: connection set-up dominates a short run.
 DEFAULT_DEMO_CONCURRENCY: Final = 50
 DEFAULT_DEMO_COUNT: Final = 10_000
 DEMO_PHONENUMBER: Final = "8613912345678"
-#: Where this package is imported from: the emulator subprocess must import this very copy,
-#: also from a checkout that is not installed.
-PACKAGE_ROOT: Final = str(Path(__file__).resolve().parents[2])
-
-
-@asynccontextmanager
-async def emulator_process(extra_args: Sequence[str] = ()) -> AsyncIterator[str]:
-    """Start `python -m haorui_async.testing` on a free loopback port; yield its base URL.
-
-    Raises:
-        click.ClickException: it did not print its `listening on` line in time.
-    """
-    command = [
-        sys.executable,
-        "-m",
-        "haorui_async.testing",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        *extra_args,
-    ]
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [PACKAGE_ROOT, env.get("PYTHONPATH")]))
-    process = await asyncio.create_subprocess_exec(
-        *command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env
-    )
-    assert process.stdout is not None
-    try:
-        try:
-            line = await asyncio.wait_for(process.stdout.readline(), STARTUP_TIMEOUT)
-        except asyncio.TimeoutError:  # pragma: no cover - an emulator stuck at start-up
-            line = b""
-        text = line.decode().strip()
-        if not text.startswith("listening on "):
-            raise click.ClickException(f"the emulator did not start: {text or 'no output'}")
-        yield text.removeprefix("listening on ")
-    finally:
-        if process.returncode is None:
-            process.terminate()
-            try:
-                await asyncio.wait_for(process.wait(), 10)
-            except asyncio.TimeoutError:  # pragma: no cover - a stuck emulator
-                process.kill()
-                await process.wait()
-
-
-def percentile(sorted_values: Sequence[float], share: float) -> float:
-    """The value below which `share` (0..1) of `sorted_values` lie (nearest rank); 0 if empty."""
-    if not sorted_values:
-        return 0.0
-    rank = min(len(sorted_values) - 1, max(0, round(share * len(sorted_values)) - 1))
-    return sorted_values[rank]
 
 
 def emulator_arguments(options: dict[str, Any]) -> list[str]:
@@ -141,10 +79,11 @@ async def _demo(
                     f"one SMS: status={result.status} message_id={result.message_id} "
                     f"uid={result.uid} remarks={result.remarks!r}"
                 )
-            counts, latencies, elapsed = await _fan_out(console, sender, count, concurrency)
+            timings = await _fan_out(console, sender, count, concurrency)
         async with httpx.AsyncClient() as client:
             stats = (await client.get(base_url + "/_emulator/stats")).json()
-    _summary(console, count, counts, latencies, elapsed, stats)
+    _summary(console, count, timings, stats)
+    counts = timings.counts
     if sum(counts.values()) != count:  # pragma: no cover - send_many accounts for every item
         raise click.ClickException(f"{sum(counts.values())} outcomes for {count} sends")
     faults = any(flag.startswith("--rate-") for flag in emulator_args)
@@ -154,22 +93,7 @@ async def _demo(
     return 0
 
 
-async def _fan_out(
-    console: Console, sender: AsyncSender, count: int, concurrency: int
-) -> tuple[Counter[str], list[float], float]:
-    started: dict[int, float] = {}
-    clock = time.perf_counter
-
-    def messages() -> Iterator[SMS]:
-        # Built lazily: a worker pulls the next message when it is free, so the time it is
-        # yielded is the time its send starts.
-        for index in range(count):
-            message = SMS(DEMO_PHONENUMBER, f"demo message {index}", uid=f"demo-{index}")
-            started[index] = clock()
-            yield message
-
-    counts: Counter[str] = Counter()
-    latencies: list[float] = []
+async def _fan_out(console: Console, sender: AsyncSender, count: int, concurrency: int) -> Timings:
     progress = Progress(
         TextColumn("sending"),
         BarColumn(),
@@ -178,73 +102,39 @@ async def _fan_out(
         console=console,
         transient=False,
     )
-    begin = clock()
     with progress:
         task = progress.add_task("send", total=count)
-        unreported = 0
-        async for outcome in send_many(sender, messages(), concurrency=concurrency):
-            latencies.append(clock() - started.pop(outcome.index))
-            counts[outcome.kind] += 1
-            unreported += 1
-            if unreported == 100:
-                progress.advance(task, unreported)
-                unreported = 0
-        progress.advance(task, unreported)
-    return counts, latencies, clock() - begin
+        return await time_sends(
+            sender,
+            lambda index: SMS(DEMO_PHONENUMBER, f"demo message {index}", uid=f"demo-{index}"),
+            count,
+            concurrency,
+            progress=lambda done: progress.advance(task, done),
+        )
 
 
-def _summary(
-    console: Console,
-    count: int,
-    counts: Counter[str],
-    latencies: list[float],
-    elapsed: float,
-    stats: dict[str, object],
-) -> None:
+def _summary(console: Console, count: int, timings: Timings, stats: dict[str, object]) -> None:
     table = Table(title=f"{count} sends")
     table.add_column("outcome")
     table.add_column("messages", justify="right")
     for kind in KINDS:
-        table.add_row(kind, str(counts.get(kind, 0)))
-    table.add_row("[bold]total[/]", f"[bold]{sum(counts.values())}[/]")
+        table.add_row(kind, str(timings.counts.get(kind, 0)))
+    table.add_row("[bold]total[/]", f"[bold]{sum(timings.counts.values())}[/]")
     console.print(table)
-    latencies.sort()
-    rate = count / elapsed if elapsed > 0 else 0.0
-    p50, p99 = percentile(latencies, 0.50) * 1000, percentile(latencies, 0.99) * 1000
+    p50, p99 = timings.latency_ms(0.50), timings.latency_ms(0.99)
     console.print(
-        f"{rate:,.0f} messages/s over {elapsed:.2f} s; latency p50 {p50:.1f} ms, p99 {p99:.1f} ms"
+        f"{timings.rate:,.0f} messages/s over {timings.elapsed:.2f} s; "
+        f"latency p50 {p50:.1f} ms, p99 {p99:.1f} ms"
     )
     console.print(f"emulator: {json.dumps(stats)}")
 
 
 @app.command("demo")
-@click.option(
-    "-n",
-    "--count",
-    type=click.IntRange(min=0),
-    default=DEFAULT_DEMO_COUNT,
-    show_default=True,
-    help="How many single sends to fan out after the first one.",
-)
-@click.option(
-    "--concurrency",
-    type=click.IntRange(min=1),
-    default=DEFAULT_DEMO_CONCURRENCY,
-    show_default=True,
-    help="Sends in flight at most.",
-)
-@click.option(
-    "--method",
-    type=click.Choice(["POST", "GET"], case_sensitive=False),
-    default="POST",
-    show_default=True,
-)
-@click.option(
-    "--backend",
-    type=click.Choice(["httpx", "fast"]),
-    default="httpx",
-    show_default=True,
-    help="The SDK's backend: httpx's transport, or the fast one (asyncio protocols).",
+@load_options(
+    count=DEFAULT_DEMO_COUNT,
+    concurrency=DEFAULT_DEMO_CONCURRENCY,
+    count_help="How many single sends to fan out after the first one.",
+    least_count=0,
 )
 @emulator_options
 def demo(count: int, concurrency: int, method: str, backend: str, **options: Any) -> None:

@@ -3,13 +3,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 import click
 
 from ..testing._cli import config_from_options, load_server
 from ..testing._config import option_specs
+from ..testing._process import EmulatorNotStarted, EmulatorProcess
 from ._app import app
 from ._common import BadInput
 
@@ -30,6 +32,21 @@ def emulator_options(function: Callable[..., Any]) -> Callable[..., Any]:
                 help=spec.help,
             )(function)
     return function
+
+
+@asynccontextmanager
+async def emulator_process(options: Sequence[str] = ()) -> AsyncIterator[str]:
+    """The emulator in a subprocess on a free loopback port (`EmulatorProcess`), for a
+    command that sends to it: yields its base URL.
+
+    Raises:
+        click.ClickException: it did not start; the message says why.
+    """
+    try:
+        async with EmulatorProcess(options) as emulator:
+            yield emulator.base_url
+    except EmulatorNotStarted as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @app.command("emulator")

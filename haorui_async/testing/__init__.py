@@ -2,10 +2,14 @@
 
 - `FakeGateway`: the gateway in process, as an httpx transport:
   `AsyncSender(..., transport=gateway.transport)`, then assert on `gateway.messages`.
-  Script faults with `gateway.inject(RespondWith(429, retry_after=1), ...)`.
+  Script faults with `gateway.inject(RespondWith(429, retry_after=1), ...)`; `LoseAnswer()`
+  accepts the message and loses the answer. It answers `GetDeliveryStatus` and `CheckBalance`
+  too (the gateway family's lookups).
 - `serve()`: the same gateway on a loopback socket, served by uvicorn (needs the `[emulator]`
   extra), with fault rates, latency and delivery reports; `python -m haorui_async.testing`
   runs it in the foreground.
+- `EmulatorProcess`: that foreground emulator in a subprocess on a free loopback port, for a
+  `with` block (`emulator.base_url`): client and server share neither a loop nor the GIL.
 - `pytest_plugin`: an `emulator` fixture; opt in with
   `pytest_plugins = ["haorui_async.testing.pytest_plugin"]`.
 
@@ -24,6 +28,7 @@ from ._faults import (
     FaultPlan,
     FaultRates,
     Hang,
+    LoseAnswer,
     MalformedBody,
     RefuseConnection,
     RespondWith,
@@ -37,6 +42,7 @@ from ._model import (
     Reply,
     delivery_report,
 )
+from ._process import EmulatorNotStarted, EmulatorProcess
 
 if TYPE_CHECKING:
     from ._server import Emulator, serve
@@ -48,12 +54,15 @@ __all__ = [
     "DropConnection",
     "Emulator",
     "EmulatorConfig",
+    "EmulatorNotStarted",
+    "EmulatorProcess",
     "FakeGateway",
     "Fault",
     "FaultPlan",
     "FaultRates",
     "GatewayModel",
     "Hang",
+    "LoseAnswer",
     "MalformedBody",
     "Message",
     "RefuseConnection",

@@ -3,13 +3,21 @@ from it (one table serves `python -m haorui_async.testing` and `haorui-async emu
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any, Final
 
 import attrs
 
 from ._faults import FaultRates
-from ._model import DEMO_API_ID, DEMO_API_PASSWORD, RECORD_MODES, RecordMode
+from ._model import (
+    DEFAULT_BALANCE,
+    DEFAULT_CURRENCY,
+    DEMO_API_ID,
+    DEMO_API_PASSWORD,
+    RECORD_MODES,
+    RecordMode,
+)
 
 __all__ = ["EmulatorConfig", "OptionSpec", "option_specs", "parse_status_mix"]
 
@@ -82,8 +90,9 @@ class EmulatorConfig:
     """How the loopback emulator behaves. Every field is also a command-line option.
 
     Raises:
-        ValueError: a rate outside [0, 1], rates adding up to more than 1, a negative delay,
-            an unknown record mode, or a delivery-status mix that cannot be read.
+        ValueError: a rate outside [0, 1], rates adding up to more than 1, a negative delay
+            or lag, an unknown record mode, a delivery-status mix that cannot be read, or a
+            balance that is not a finite number.
     """
 
     record: RecordMode = attrs.field(
@@ -114,11 +123,31 @@ class EmulatorConfig:
     rate_malformed: float = attrs.field(
         default=0.0, metadata=_option("share of requests answered 200 with a non-JSON body")
     )
+    rate_lose_answer: float = attrs.field(
+        default=0.0,
+        metadata=_option(
+            "share of requests accepted, then reset without an answer (always accepts)"
+        ),
+    )
     faults_accept: bool = attrs.field(
         default=False,
         metadata=_option(
             "500s, hangs, drops and malformed answers accept the message before failing"
         ),
+    )
+    lookup_faults: bool = attrs.field(
+        default=False,
+        metadata=_option("GetDeliveryStatus and CheckBalance get faults too (not by default)"),
+    )
+    lookup_lag: float = attrs.field(
+        default=0.0,
+        metadata=_option("seconds after its acceptance before GetDeliveryStatus finds a message"),
+    )
+    balance: float = attrs.field(
+        default=DEFAULT_BALANCE, metadata=_option("the BalanceAmount that CheckBalance answers")
+    )
+    currency: str = attrs.field(
+        default=DEFAULT_CURRENCY, metadata=_option("the CurrenceCode that CheckBalance answers")
     )
     hang_seconds: float = attrs.field(
         default=DEFAULT_HANG_SECONDS, metadata=_option("how long a hang lasts")
@@ -170,9 +199,12 @@ class EmulatorConfig:
             fields.dlr_delay,
             fields.max_pending_reports,
             fields.keep_alive,
+            fields.lookup_lag,
         ):
             _not_negative(self, field, getattr(self, field.name))
         _check_mix(self, fields.dlr_statuses, self.dlr_statuses)
+        if not math.isfinite(self.balance):
+            raise ValueError(f"balance: expected a finite number, got {self.balance!r}")
         self.rates()
 
     def rates(self) -> FaultRates:
@@ -184,6 +216,7 @@ class EmulatorConfig:
             rate_hang=self.rate_hang,
             rate_drop=self.rate_drop,
             rate_malformed=self.rate_malformed,
+            rate_lose_answer=self.rate_lose_answer,
             retry_after=self.retry_after,
             faults_accept=self.faults_accept,
         )

@@ -10,8 +10,9 @@ assert gateway.count_for_uid("order-1") == 1
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
@@ -22,11 +23,22 @@ from ._faults import (
     FaultPlan,
     FaultRates,
     Hang,
+    LoseAnswer,
     MalformedBody,
     RefuseConnection,
     RespondWith,
 )
-from ._model import DEMO_API_ID, DEMO_API_PASSWORD, GatewayModel, Message, RecordMode, Reply
+from ._model import (
+    DEFAULT_BALANCE,
+    DEFAULT_CURRENCY,
+    DEMO_API_ID,
+    DEMO_API_PASSWORD,
+    GatewayModel,
+    Message,
+    RecordMode,
+    Reply,
+    is_lookup_path,
+)
 
 __all__ = ["FakeGateway"]
 
@@ -35,8 +47,9 @@ class FakeGateway:
     """The HAORUI gateway in process: hand `transport` to `AsyncSender`, then ask what was sent.
 
     Every request is answered by the same `GatewayModel` the loopback emulator serves, so the
-    validation, the answers and the records are the real API's. Faults are scripted with
-    `inject()` and served in order to the next requests ("429, then success").
+    validation, the answers and the records are the real API's, lookups included
+    (`GetDeliveryStatus`, `CheckBalance`). Faults are scripted with `inject()` and served in
+    order to the next requests ("429, then success"); lookups get none unless `lookup_faults`.
 
     Args:
         accounts: the known `api_id -> api_password` pairs; the demo account by default.
@@ -44,6 +57,15 @@ class FakeGateway:
             (see `GatewayModel`).
         rates: random faults, at these rates (none by default).
         seed: the seed of the random faults.
+        lookup_lag: seconds, on `clock`, before `GetDeliveryStatus` finds an accepted message.
+        clock: the model's clock (`time.monotonic`); a test passes its own to skip the lag
+            without waiting.
+        balance, currency: what `CheckBalance` answers.
+        lookup_faults: lookups take their turn in the fault plan too (by default they are
+            always answered, and a scripted fault waits for the next send).
+
+    Raises:
+        ValueError: an option out of range (see `GatewayModel`).
     """
 
     def __init__(
@@ -53,13 +75,24 @@ class FakeGateway:
         record: RecordMode = "messages",
         rates: FaultRates | None = None,
         seed: int | None = None,
+        lookup_lag: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+        balance: float = DEFAULT_BALANCE,
+        currency: str = DEFAULT_CURRENCY,
+        lookup_faults: bool = False,
     ) -> None:
         self.model = GatewayModel(
             accounts if accounts is not None else {DEMO_API_ID: DEMO_API_PASSWORD},
             record=record,
+            lookup_lag=lookup_lag,
+            balance=balance,
+            currency=currency,
+            clock=clock,
         )
         self.faults = FaultPlan(rates if rates is not None else FaultRates(), seed)
-        #: Requests that reached the gateway (refused connections excluded), faults included.
+        self.lookup_faults = lookup_faults
+        #: Requests that reached the gateway (refused connections excluded), faults included;
+        #: lookups are not counted here (see `stats()["lookups"]`).
         self.received = 0
         self.transport: httpx.AsyncBaseTransport = _FakeTransport(self)
 
@@ -110,11 +143,13 @@ class FakeGateway:
     # -- the exchange ---------------------------------------------------------------------
 
     async def _exchange(self, request: httpx.Request) -> httpx.Response:
-        fault = self.faults.next()
+        lookup = is_lookup_path(request.url.path)
+        fault = None if lookup and not self.lookup_faults else self.faults.next()
         if isinstance(fault, RefuseConnection):
             raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
         body = await request.aread()
-        self.received += 1
+        if not lookup:
+            self.received += 1
         reply: Reply | None = None
         if fault is None or fault.accepted:
             reply = self._answer(request, body)
@@ -130,6 +165,9 @@ class FakeGateway:
             raise httpx.RemoteProtocolError(
                 "Server disconnected without sending a response.", request=request
             )
+        if isinstance(fault, LoseAnswer):
+            # What a client reads when the connection is reset after the gateway took the message.
+            raise httpx.ReadError("[Errno 104] Connection reset by peer", request=request)
         assert isinstance(fault, (RespondWith, MalformedBody))
         headers = {"content-type": "application/json"}
         if isinstance(fault, RespondWith) and fault.retry_after is not None:

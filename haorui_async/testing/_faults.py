@@ -10,6 +10,7 @@ Fault
 ├── MalformedBody      a 2xx whose body is not the documented JSON
 ├── Hang               no answer until the client's read timeout passes
 ├── DropConnection     the connection closes after the request was read, before any answer
+├── LoseAnswer         the message is accepted, then the connection is reset: no answer arrives
 └── RefuseConnection   the connection is refused: the request never arrives
 ```
 
@@ -31,6 +32,7 @@ __all__ = [
     "FaultPlan",
     "FaultRates",
     "Hang",
+    "LoseAnswer",
     "MalformedBody",
     "RefuseConnection",
     "RespondWith",
@@ -110,6 +112,26 @@ class DropConnection:
 
 
 @attrs.frozen
+class LoseAnswer:
+    """Accept the message, then reset the connection: the answer never reaches the client.
+
+    The realistic ambiguous case: the gateway took the message (it is recorded, found by
+    `GetDeliveryStatus`, and its delivery report is pushed), but the client sees only a
+    reset connection (`httpx.ReadError`) and cannot know. Unlike `DropConnection`, it always
+    accepts, whatever `faults_accept` says.
+    """
+
+    @property
+    def accepted(self) -> bool:
+        """Always: the gateway took the message before the answer was lost."""
+        return True
+
+    @property
+    def kind(self) -> str:
+        return "lose_answer"
+
+
+@attrs.frozen
 class RefuseConnection:
     """Refuse the connection (`httpx.ConnectError`): the request never arrives, never accepted.
 
@@ -127,7 +149,7 @@ class RefuseConnection:
         return "refuse"
 
 
-Fault = RespondWith | MalformedBody | Hang | DropConnection | RefuseConnection
+Fault = RespondWith | MalformedBody | Hang | DropConnection | LoseAnswer | RefuseConnection
 
 
 @attrs.frozen
@@ -141,6 +163,8 @@ class FaultRates:
         rate_hang: hang without answering.
         rate_drop: drop the connection after reading the request.
         rate_malformed: answer 200 with a body that is not JSON.
+        rate_lose_answer: accept the message, then reset the connection without an answer
+            (always accepts: `faults_accept` does not apply).
         retry_after: the `Retry-After` value of the 429s; "" sends none.
         faults_accept: whether the 500s, hangs, drops and malformed answers accept the message
             before failing (429 and 503 never do: they prove the message was not taken).
@@ -155,6 +179,7 @@ class FaultRates:
     rate_hang: float = attrs.field(default=0.0, validator=_unit_interval)
     rate_drop: float = attrs.field(default=0.0, validator=_unit_interval)
     rate_malformed: float = attrs.field(default=0.0, validator=_unit_interval)
+    rate_lose_answer: float = attrs.field(default=0.0, validator=_unit_interval)
     retry_after: str = "1"
     faults_accept: bool = False
 
@@ -172,6 +197,7 @@ class FaultRates:
             + self.rate_hang
             + self.rate_drop
             + self.rate_malformed
+            + self.rate_lose_answer
         )
 
     def table(self) -> tuple[tuple[float, Fault], ...]:
@@ -184,6 +210,7 @@ class FaultRates:
             (self.rate_hang, Hang(accepted=accept)),
             (self.rate_drop, DropConnection(accepted=accept)),
             (self.rate_malformed, MalformedBody(accepted=accept)),
+            (self.rate_lose_answer, LoseAnswer()),
         ]
         table: list[tuple[float, Fault]] = []
         cumulative = 0.0

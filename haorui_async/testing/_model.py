@@ -1,4 +1,4 @@
-"""The gateway as plain code: read one SendSMS request, answer it as HAORUI would (no I/O).
+"""The gateway as plain code: read one request, answer it as HAORUI would (no I/O).
 
 `GatewayModel.handle()` takes what arrived on the wire (method, path, query string, body) and
 returns the `Reply` to send back. The in-process `FakeGateway` and the loopback emulator server
@@ -7,20 +7,34 @@ both wrap this one model, so a test behaves the same over either.
 What the model checks, as the real API does: every required parameter is present and well
 formed, and the `(api_id, api_password)` pair is a known account. A failed check is answered
 HTTP 200 with `{"status": "F", "remarks": ...}`, the way the gateway family reports failures.
+
+Besides SendSMS it answers the family's lookups ([family] in API.md: likely, not certain):
+`GetDeliveryStatus` (the record of an accepted message, once it is `lookup_lag` seconds old on
+the model's `clock`) and `CheckBalance` (a fixed balance).
 """
 
 from __future__ import annotations
 
+import datetime
 import json
+import math
+import random
 import re
+import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final, Literal
 from urllib.parse import parse_qsl, urlsplit
 
 import attrs
 
+from .._defaults import SEND_SMS_PATH
+from .._encoding import text_info
+from .._lookup import BALANCE_PATH, DELIVERY_STATUS_PATH
+
 __all__ = [
+    "DEFAULT_BALANCE",
+    "DEFAULT_CURRENCY",
     "DEMO_API_ID",
     "DEMO_API_PASSWORD",
     "DEMO_SENDER_ID",
@@ -30,6 +44,7 @@ __all__ = [
     "RecordMode",
     "Reply",
     "delivery_report",
+    "is_lookup_path",
 ]
 
 #: The account every emulator and fake gateway accepts unless told otherwise. It is a demo
@@ -42,9 +57,18 @@ DEMO_SENDER_ID: Final = "HAORUI"
 #: float holds exactly, so a client that reads ids as floats is caught by its tests.
 FIRST_MESSAGE_ID: Final = 2026083116353900001
 
-SEND_SMS_PATH: Final = "/api/SendSMS"
+#: What `CheckBalance` answers unless told otherwise: the family's documented example.
+DEFAULT_BALANCE: Final = 1000.0
+DEFAULT_CURRENCY: Final = "UGX"
+#: What one SMS part costs (`ClientCost` of a lookup), in whole units of the currency so that
+#: every cost is exact. An invented price: the gateway's are not public.
+COST_PER_PART: Final = 30
+
+#: The read-only endpoints (lowered: paths are matched without case, as SendSMS's is).
+LOOKUP_PATHS: Final = frozenset({DELIVERY_STATUS_PATH.lower(), BALANCE_PATH.lower()})
 STATS_PATH: Final = "/_emulator/stats"
 MESSAGES_PATH: Final = "/_emulator/messages"
+UIDS_PATH: Final = "/_emulator/uids"
 
 #: What the model keeps of accepted messages:
 #: "messages" every `Message` and the per-uid counts; "uids" the per-uid counts only;
@@ -71,6 +95,8 @@ _REMARKS_OK: Final = "Message Submitted Sucessfully"
 _ACCEPTED_TEMPLATE: Final = (
     '{"message_id":%d,"status":"S","remarks":"' + _REMARKS_OK + '","uid":%s}'
 )
+_NOT_FOUND: Final = {"status": "F", "remarks": "Record not found"}
+_DELIVERED: Final = (("Delivered", 1.0),)
 
 
 @attrs.frozen
@@ -84,6 +110,7 @@ class Message:
         uid: the caller's id, or None when the request carried none.
         callback_url: where its delivery report goes, or None.
         method: "GET" or "POST".
+        accepted_at: the model's `clock` when it was accepted (not shown by `to_json()`).
     """
 
     message_id: int
@@ -96,10 +123,16 @@ class Message:
     uid: str | None
     callback_url: str | None
     method: str
+    accepted_at: float = attrs.field(default=0.0, eq=False, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         """The message as a JSON-ready dict (the password is never kept, so never shown)."""
-        return attrs.asdict(self)
+        return attrs.asdict(self, filter=_shown)
+
+
+def _shown(attribute: attrs.Attribute[Any], value: object) -> bool:
+    # A reading of a monotonic clock means nothing outside the process.
+    return attribute.name != "accepted_at"
 
 
 @attrs.frozen
@@ -137,8 +170,27 @@ def delivery_report(message: Message, status: str = "Delivered") -> dict[str, st
     }
 
 
+def is_lookup_path(path: str) -> bool:
+    """Whether `path` is one of the read-only lookups (`GetDeliveryStatus`, `CheckBalance`)."""
+    return path.lower() in LOOKUP_PATHS
+
+
 def _accounts(accounts: Mapping[str, str]) -> dict[str, str]:
     return dict(accounts)
+
+
+def _statuses(mix: Iterable[tuple[str, float]]) -> tuple[tuple[str, float], ...]:
+    return tuple((word, float(weight)) for word, weight in mix)
+
+
+def _finite(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not math.isfinite(value):
+        raise ValueError(f"{attribute.name}: expected a finite number, got {value!r}")
+
+
+def _not_negative(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not value >= 0:
+        raise ValueError(f"{attribute.name}: expected >= 0, got {value!r}")
 
 
 class _Refused(Exception):
@@ -149,17 +201,27 @@ class _Refused(Exception):
 # __setattr__ would double the cost of each.
 @attrs.define(eq=False, on_setattr=attrs.setters.NO_OP)
 class GatewayModel:
-    """The HAORUI SendSMS endpoint as plain code: validates, accepts, counts.
+    """The HAORUI SendSMS endpoint, and the family's lookups, as plain code.
 
     Args:
         accounts: the known `api_id -> api_password` pairs; the demo account by default.
         record: what is kept of accepted messages (see `RecordMode`): "messages" (the default)
             keeps every `Message`; "uids" keeps counts per uid only; "totals" keeps only the
             totals, in constant memory, for benchmarks of millions of messages.
+            `GetDeliveryStatus` needs the messages: in the other modes it answers HTTP 501.
         first_message_id: the id given to the first accepted message; each next one is +1.
+        lookup_lag: seconds after its acceptance before `GetDeliveryStatus` finds a message
+            (until then: "Record not found"), as a gateway whose records trail its answers.
+        balance, currency: what `CheckBalance` answers.
+        dlr_statuses: the `DLRStatus` words and their weights; each message gets one, fixed
+            (see `delivery_status()`), that its lookup and its delivery report both carry.
+        seed: the seed of those draws.
+        clock: seconds, for the lag (`time.monotonic` by default); a test passes its own to
+            move time on without waiting.
 
     Raises:
-        ValueError: `record` is not one of the modes.
+        ValueError: `record` is not one of the modes; a negative `lookup_lag`; a balance that
+            is not a finite number; no status with a positive weight.
     """
 
     accounts: Mapping[str, str] = attrs.field(
@@ -167,6 +229,14 @@ class GatewayModel:
     )
     record: RecordMode = attrs.field(default="messages")
     first_message_id: int = FIRST_MESSAGE_ID
+    lookup_lag: float = attrs.field(default=0.0, validator=_not_negative)
+    balance: float = attrs.field(default=DEFAULT_BALANCE, converter=float, validator=_finite)
+    currency: str = DEFAULT_CURRENCY
+    dlr_statuses: tuple[tuple[str, float], ...] = attrs.field(
+        default=_DELIVERED, converter=_statuses
+    )
+    seed: int | None = None
+    clock: Callable[[], float] = time.monotonic
     #: Every accepted message, in order (only with `record="messages"`).
     messages: list[Message] = attrs.field(init=False, factory=list)
     #: Accepted messages per uid (with `record` "messages" or "uids"); requests without a uid
@@ -180,7 +250,16 @@ class GatewayModel:
     failed: int = attrs.field(init=False, default=0)
     #: Accepted messages whose uid had been accepted before: each one is a duplicate SMS.
     duplicates: int = attrs.field(init=False, default=0)
+    #: `GetDeliveryStatus` requests answered (never counted in `requests`).
+    lookups: int = attrs.field(init=False, default=0)
+    #: `CheckBalance` requests answered (never counted in `requests`).
+    balance_checks: int = attrs.field(init=False, default=0)
     _next_id: int = attrs.field(init=False)
+    #: The first accepted message of each uid, and every message by id (`record="messages"`).
+    _first_by_uid: dict[str, Message] = attrs.field(init=False, factory=dict)
+    _by_id: dict[int, Message] = attrs.field(init=False, factory=dict)
+    _status_words: tuple[str, ...] = attrs.field(init=False)
+    _status_weights: tuple[float, ...] = attrs.field(init=False)
 
     @record.validator
     def _check_record(self, attribute: attrs.Attribute[str], value: str) -> None:
@@ -189,6 +268,11 @@ class GatewayModel:
 
     def __attrs_post_init__(self) -> None:
         self._next_id = self.first_message_id
+        mix = [(word, weight) for word, weight in self.dlr_statuses if weight > 0]
+        if not mix:
+            raise ValueError(f"dlr_statuses: expected a positive weight, got {self.dlr_statuses}")
+        self._status_words = tuple(word for word, _ in mix)
+        self._status_weights = tuple(weight for _, weight in mix)
 
     # -- what a test asks -----------------------------------------------------------------
 
@@ -200,14 +284,31 @@ class GatewayModel:
         """The accepted messages that carried this uid (only with `record="messages"`)."""
         return [m for m in self.messages if m.uid == uid]
 
+    def delivery_status(self, message: Message) -> str:
+        """The `DLRStatus` of `message`: drawn from `dlr_statuses` by weight, once per message.
+
+        The draw depends only on the seed and the message id, so the delivery report pushed
+        and every lookup of the message carry the same word.
+        """
+        if len(self._status_words) == 1:
+            return self._status_words[0]
+        draw = random.Random(f"{self.seed}:{message.message_id}")
+        return draw.choices(self._status_words, self._status_weights)[0]
+
     def stats(self) -> dict[str, Any]:
-        """The counters, as a JSON-ready dict."""
+        """The counters, as a JSON-ready dict.
+
+        "Every uid accepted exactly once" reads `duplicates == 0` (and `distinct_uids` the
+        number of uids sent); `lookups` and `balance_checks` never count in `requests`.
+        """
         return {
             "requests": self.requests,
             "accepted": self.accepted,
             "failed": self.failed,
             "duplicates": self.duplicates,
             "distinct_uids": len(self.uids),
+            "lookups": self.lookups,
+            "balance_checks": self.balance_checks,
             "record": self.record,
         }
 
@@ -215,7 +316,10 @@ class GatewayModel:
         """Forget every message and counter (message ids keep increasing)."""
         self.messages.clear()
         self.uids.clear()
+        self._first_by_uid.clear()
+        self._by_id.clear()
         self.requests = self.accepted = self.failed = self.duplicates = 0
+        self.lookups = self.balance_checks = 0
 
     # -- the wire -------------------------------------------------------------------------
 
@@ -227,19 +331,28 @@ class GatewayModel:
         body: bytes = b"",
         content_type: str = "",
     ) -> Reply:
-        """Answer one HTTP request: SendSMS, or the read-only `/_emulator/...` endpoints.
+        """Answer one HTTP request: SendSMS, a lookup, or the read-only `/_emulator/...` ones.
 
-        The SendSMS path answers GET (parameters in the query string) and POST (a JSON body, or
-        a form body), HTTP 200 in both cases; other paths answer 404, other methods 405.
+        SendSMS, GetDeliveryStatus and CheckBalance answer GET (parameters in the query string)
+        and POST (a JSON body, or a form body), HTTP 200 in both cases; other paths answer 404,
+        other methods 405.
         """
-        if path.lower() == SEND_SMS_PATH.lower():
+        lowered = path.lower()
+        if lowered == SEND_SMS_PATH.lower() or lowered in LOOKUP_PATHS:
             if method not in ("GET", "POST"):
                 return _json_reply({"detail": "method not allowed"}, 405)
-            return self.submit(self.parse(method, query, body, content_type), method=method)
+            params = self.parse(method, query, body, content_type)
+            if lowered == DELIVERY_STATUS_PATH.lower():
+                return self.look_up(params)
+            if lowered == BALANCE_PATH.lower():
+                return self.check_balance(params)
+            return self.submit(params, method=method)
         if method == "GET" and path == STATS_PATH:
             return _json_reply(self.stats())
         if method == "GET" and path == MESSAGES_PATH:
             return _json_reply(self._messages_page(query))
+        if method == "GET" and path == UIDS_PATH:
+            return _json_reply({"record": self.record, "uids": dict(self.uids)})
         return _json_reply({"detail": "not found"}, 404)
 
     @staticmethod
@@ -287,6 +400,106 @@ class GatewayModel:
         body = _ACCEPTED_TEMPLATE % (message.message_id, json.dumps(uid) if uid else "null")
         return Reply(200, body.encode(), accepted=message)
 
+    def look_up(self, params: Mapping[str, object] | None) -> Reply:
+        """Answer `GetDeliveryStatus`: the record of an accepted message, or "Record not found".
+
+        The message is the one with the `message_id` asked, else the first accepted with the
+        `uid` asked (with both, both must match), once `lookup_lag` seconds old. Credentials are
+        checked as SendSMS checks them, and refused alike.
+        """
+        self.lookups += 1
+        uid = _text_or_none(params.get("uid")) or None if params is not None else None
+        refused = self._refusal(params, uid)
+        if refused is not None:
+            return refused
+        assert params is not None
+        if self.record != "messages":
+            return _json_reply(
+                {"detail": f"GetDeliveryStatus needs record='messages' (not {self.record!r})"},
+                501,
+            )
+        wanted_id = (_text_or_none(params.get("message_id")) or "").strip()
+        if not wanted_id and uid is None:
+            return _json_reply(
+                {
+                    "message_id": None,
+                    "status": "F",
+                    "remarks": "Missing parameter: message_id or uid",
+                    "uid": None,
+                }
+            )
+        message: Message | None
+        if wanted_id:
+            message = None
+            if wanted_id.isascii() and wanted_id.isdigit():
+                message = self._by_id.get(int(wanted_id))
+            if message is not None and uid is not None and message.uid != uid:
+                message = None
+        else:
+            assert uid is not None
+            message = self._first_by_uid.get(uid)
+        now = self.clock()
+        if message is None or now - message.accepted_at < self.lookup_lag:
+            return _json_reply(_NOT_FOUND)
+        return _json_reply(self._status_record(message, now))
+
+    def check_balance(self, params: Mapping[str, object] | None) -> Reply:
+        """Answer `CheckBalance`: `{"BalanceAmount": ..., "CurrenceCode": ...}` (sic)."""
+        self.balance_checks += 1
+        refused = self._refusal(params, None)
+        if refused is not None:
+            return refused
+        amount: float | int = self.balance
+        if self.balance.is_integer():
+            amount = int(self.balance)
+        return _json_reply({"BalanceAmount": amount, "CurrenceCode": self.currency})
+
+    def _refusal(self, params: Mapping[str, object] | None, uid: str | None) -> Reply | None:
+        """SendSMS's answer to a body it cannot read or to bad credentials; None if they pass."""
+        try:
+            if params is None:
+                raise _Refused("Invalid request: the body is not a JSON object")
+            values = {}
+            for name in ("api_id", "api_password"):
+                value = _text_or_none(params.get(name))
+                if value is None or not value.strip():
+                    raise _Refused(f"Missing parameter: {name}")
+                values[name] = value
+            if self.accounts.get(values["api_id"]) != values["api_password"]:
+                raise _Refused("Invalid API credentials")
+        except _Refused as refused:
+            return _json_reply(
+                {"message_id": None, "status": "F", "remarks": str(refused), "uid": uid}
+            )
+        return None
+
+    def _status_record(self, message: Message, now: float) -> dict[str, Any]:
+        """The family's `GetDeliveryStatus` record of `message`, as looked up at `now`."""
+        try:
+            info = text_info(message.textmessage, "U" if "U" in message.encoding else "T")
+        except ValueError:  # encoding "T" with characters outside GSM: the gateway took it
+            info = text_info(message.textmessage, "U")
+        # The clock may be a test's own: date the message by the time elapsed on it.
+        sent = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(
+            seconds=max(0.0, now - message.accepted_at)
+        )
+        return {
+            "message_id": str(message.message_id),
+            "uid": message.uid,
+            "PhoneNumber": message.phonenumber,
+            "SMSMessage": message.textmessage,
+            "MessageType": message.encoding,
+            "MessageLength": info.units,
+            "MessageParts": info.parts,
+            "ClientCost": info.parts * COST_PER_PART,
+            "DLRStatus": self.delivery_status(message),
+            "SMSID": str(message.message_id),
+            "ErrorCode": "000",
+            "ErrorDescription": "",
+            "SentDateUTC": sent.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "Remarks": "",
+        }
+
     def _accept(self, params: Mapping[str, object], uid: str | None, method: str) -> Message:
         values: dict[str, str] = {}
         for name in _REQUIRED:
@@ -323,6 +536,7 @@ class GatewayModel:
             uid=uid,
             callback_url=callback_url,
             method=method,
+            accepted_at=self.clock(),
         )
         self._next_id += 1
         self.accepted += 1
@@ -333,6 +547,9 @@ class GatewayModel:
             self.uids[uid] = seen + 1
         if self.record == "messages":
             self.messages.append(message)
+            self._by_id[message.message_id] = message
+            if uid is not None:
+                self._first_by_uid.setdefault(uid, message)
         return message
 
     def _messages_page(self, query: bytes | str) -> dict[str, Any]:

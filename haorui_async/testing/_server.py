@@ -18,7 +18,9 @@ import logging
 import random
 import signal
 import socket
+import struct
 import sys
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import IO, Any, Final
@@ -26,16 +28,16 @@ from typing import IO, Any, Final
 import httpx
 import uvicorn
 
-from .._pool import ShardedTransport
 from ._config import EmulatorConfig
 from ._faults import (
     DropConnection,
     FaultPlan,
     Hang,
+    LoseAnswer,
     MalformedBody,
     RespondWith,
 )
-from ._model import STATS_PATH, GatewayModel, Message, Reply, delivery_report
+from ._model import STATS_PATH, GatewayModel, Message, Reply, delivery_report, is_lookup_path
 
 #: Delivery reports pushed at once; the others wait their turn.
 _PUSHES_IN_FLIGHT: Final = 50
@@ -96,24 +98,33 @@ class Emulator:
         model: the `GatewayModel` (messages, counts per uid, totals).
         faults: the `FaultPlan`: `inject()` scripts faults for the next requests.
         base_url: `http://HOST:PORT` once it runs (what `AsyncSender(base_url=...)` takes).
-        received: requests received on the SendSMS path, faults included.
+        received: requests received on the SendSMS path, faults included (lookups are
+            counted apart: `stats()["lookups"]`).
         reports: delivery reports by fate: "sent", "failed", "skipped" (a non-loopback
             URL, not allowed), "dropped" (too many pending).
     """
 
-    def __init__(self, config: EmulatorConfig | None = None) -> None:
-        self.config = config if config is not None else EmulatorConfig()
-        self.model = GatewayModel(self.config.accounts, record=self.config.record)
+    def __init__(
+        self, config: EmulatorConfig | None = None, *, clock: Callable[[], float] | None = None
+    ) -> None:
+        self.config = cfg = config if config is not None else EmulatorConfig()
+        # `clock` times the lookups' lag: a test passes its own to skip it without waiting.
+        self.model = GatewayModel(
+            cfg.accounts,
+            record=cfg.record,
+            lookup_lag=cfg.lookup_lag,
+            balance=cfg.balance,
+            currency=cfg.currency,
+            dlr_statuses=cfg.status_mix(),
+            seed=cfg.seed,
+            clock=clock if clock is not None else time.monotonic,
+        )
         self.faults = FaultPlan(self.config.rates(), self.config.seed)
         self.base_url = ""
         self.received = 0
         self.reports: Counter[str] = Counter()
-        cfg = self.config
         self._random = random.Random(cfg.seed)
         self._has_latency = cfg.latency > 0 or cfg.latency_jitter > 0 or cfg.slow_rate > 0
-        mix = cfg.status_mix()
-        self._statuses = [word for word, _ in mix]
-        self._weights = [weight for _, weight in mix]
         self._closing: asyncio.Event | None = None
         self._stopped = asyncio.Event()
         self._reports_pending: set[asyncio.Task[None]] = set()
@@ -171,10 +182,12 @@ class Emulator:
             else:
                 reply = self.model.handle(method, path, scope["query_string"], body)
             return await _write(send, reply)
-        self.received += 1
+        lookup = is_lookup_path(path)
+        if not lookup:
+            self.received += 1
         if self._has_latency:
             await asyncio.sleep(self._delay())
-        fault = self.faults.next()
+        fault = None if lookup and not self.config.lookup_faults else self.faults.next()
         if fault is None or fault.accepted:
             reply = self.model.handle(method, path, scope["query_string"], body, content_type)
             if reply.accepted is not None and reply.accepted.callback_url is not None:
@@ -198,8 +211,11 @@ class Emulator:
                 return None
             if ending == "closing":
                 return await _write(send, _SHUTTING_DOWN)
-            reply = self.model.handle(method, path, scope["query_string"], body, content_type)
+            if not fault.accepted:  # an accepted message was handled (and counted) already
+                reply = self.model.handle(method, path, scope["query_string"], body, content_type)
             return await _write(send, reply)
+        if isinstance(fault, LoseAnswer):
+            return await self._lose_answer(scope, receive, send)
         # DropConnection (RefuseConnection cannot happen on a connection already accepted,
         # so it drops too): announce an answer, then end the exchange before it is sent.
         assert isinstance(fault, DropConnection) or fault.kind == "refuse"
@@ -210,6 +226,41 @@ class Emulator:
                 "headers": [(b"content-length", _DROP_DECLARED_LENGTH)],
             }
         )
+        return None
+
+    async def _lose_answer(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Reset this request's connection (RST): the client reads ECONNRESET, no answer."""
+        transport = self._transport_of(scope)
+        if transport is None:  # not served by `running()`: end the exchange as a drop does
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-length", _DROP_DECLARED_LENGTH)],
+                }
+            )
+            return
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            # Linger 0: closing sends a reset, as a crashed gateway or a middlebox would,
+            # where a plain close would send an orderly end of stream.
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        transport.abort()
+        # Returning before uvicorn has seen the connection lost would make it answer 500 on
+        # the closed connection (and log it); its receive() says when it has.
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(_disconnected(receive), 5)
+
+    def _transport_of(self, scope: Scope) -> asyncio.Transport | None:
+        """The transport of the connection `scope` came on, among the server's connections."""
+        client = scope.get("client")
+        if self._server is None or client is None:
+            return None
+        for connection in self._server.server_state.connections:
+            if getattr(connection, "client", None) == tuple(client):
+                transport: asyncio.Transport | None = getattr(connection, "transport", None)
+                return transport
         return None
 
     def _delay(self) -> float:
@@ -249,7 +300,7 @@ class Emulator:
         if len(self._reports_pending) >= self.config.max_pending_reports:
             self.reports["dropped"] += 1
             return
-        status = self._random.choices(self._statuses, self._weights)[0]
+        status = self.model.delivery_status(message)
         task = asyncio.ensure_future(self._push_report(message, status))
         self._reports_pending.add(task)
         task.add_done_callback(self._reports_pending.discard)
@@ -306,7 +357,11 @@ class Emulator:
         # Pushes wait for one of a few slots here, not in httpx's pool: a pool with a long
         # queue of requests walks it on every response (see the backends docs).
         self._push_slots = asyncio.Semaphore(_PUSHES_IN_FLIGHT)
-        self._client = httpx.AsyncClient(transport=ShardedTransport(_PUSHES_IN_FLIGHT), timeout=5.0)
+        # Reports go to whatever callback URL each message named: httpx's own pool, any origin.
+        limits = httpx.Limits(max_connections=_PUSHES_IN_FLIGHT)
+        self._client = httpx.AsyncClient(
+            transport=httpx.AsyncHTTPTransport(limits=limits), timeout=5.0
+        )
         main_loop: asyncio.Task[None] | None = None
         try:
             await server.startup(sockets=[sock])
@@ -357,6 +412,11 @@ def _listening_socket(family: socket.AddressFamily, host: str, port: int) -> soc
     return sock
 
 
+async def _disconnected(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
 async def _write(send: Send, reply: Reply) -> None:
     await send(
         {
@@ -375,6 +435,7 @@ async def serve(
     *,
     host: str = "127.0.0.1",
     port: int = 0,
+    clock: Callable[[], float] | None = None,
     **options: Any,
 ) -> AsyncIterator[Emulator]:
     """Run the emulator on a free loopback port for the duration of an `async with` block.
@@ -386,6 +447,7 @@ async def serve(
         config: an `EmulatorConfig`; or give its fields as keyword `options`.
         host: the address to listen on (loopback).
         port: the port; 0 picks a free one.
+        clock: the model's clock, for the lookups' lag (`time.monotonic` by default).
 
     Raises:
         TypeError: both `config` and `options` were given, or an unknown option.
@@ -394,7 +456,7 @@ async def serve(
     """
     if config is not None and options:
         raise TypeError("serve(): give a config or options, not both")
-    emulator = Emulator(config if config is not None else EmulatorConfig(**options))
+    emulator = Emulator(config if config is not None else EmulatorConfig(**options), clock=clock)
     async with emulator.running(host, port) as running:
         yield running
 

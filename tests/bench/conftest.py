@@ -1,3 +1,5 @@
+"""Fixtures of the benchmark suite's tests (`benchmarks.suite`, imported from the checkout)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -5,13 +7,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 
-from haorui_async._bench._server import ServerProcess, start_server
+from haorui_async.testing import EmulatorProcess
 
 
 @pytest.fixture(scope="module")
-def emulator() -> Iterator[ServerProcess]:
-    """The package's emulator in its own process on loopback."""
-    with start_server() as server:
+def emulator() -> Iterator[EmulatorProcess]:
+    """The package's emulator in its own process on loopback, as the suite runs it."""
+    with EmulatorProcess() as server:
         yield server
 
 

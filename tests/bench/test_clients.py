@@ -2,18 +2,18 @@ from __future__ import annotations
 
 import pytest
 
-from haorui_async._bench._clients import CLIENTS, BadAnswer, floor_session
-from haorui_async._bench._load import measure
-from haorui_async._bench._server import ServerProcess
+from benchmarks.suite.clients import CLIENTS, BadAnswer, floor_session
+from benchmarks.suite.load import measure
+from haorui_async.testing import EmulatorProcess
 
 from .conftest import RawServer
 
 
 @pytest.mark.parametrize("name", sorted(CLIENTS))
 async def test_every_client_gets_its_messages_accepted_by_a_loopback_server(
-    name: str, emulator: ServerProcess
+    name: str, emulator: EmulatorProcess
 ) -> None:
-    async with CLIENTS[name].factory(emulator.url, 3) as send:
+    async with CLIENTS[name].factory(emulator.base_url, 3) as send:
         result = await measure(send, concurrency=3, count=30, seconds=10, grace=5)
     assert result.errors == {}
     assert result.ok == 30

@@ -4,8 +4,8 @@ import asyncio
 
 import pytest
 
+from benchmarks.suite.load import UNFINISHED, Measurement, error_class, measure, percentile
 from haorui_async import AsyncSender, RetryPolicy
-from haorui_async._bench._load import UNFINISHED, Measurement, error_class, measure, percentile
 
 
 async def test_measure_stops_at_the_message_count() -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from haorui_async._bench._report import (
+from benchmarks.suite.report import (
     machine_info,
     ratios,
     render_markdown,

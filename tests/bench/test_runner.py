@@ -2,23 +2,19 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import attrs
 import pytest
-from click.testing import CliRunner
 
-from haorui_async._bench import _runner, _worker
-from haorui_async._bench._bulk import run_bulk
-from haorui_async._bench._micro import MICRO_STEPS, run_micro
-from haorui_async._bench._server import ServerProcess
-from haorui_async.cli._app import app
+from benchmarks.suite import runner, worker
+from benchmarks.suite.bulk import run_bulk
+from benchmarks.suite.micro import MICRO_STEPS, run_micro
+from haorui_async.testing import EmulatorProcess
 
 #: Each measurement ends at its `count`: the time bound only caps a hung one, so it is far
 #: beyond what 40 messages take on a busy machine, where 1 s could cut a run short.
-TINY = _runner.Sizes(
+TINY = runner.Sizes(
     rounds=2,
     count=40,
     seconds=30.0,
@@ -29,12 +25,11 @@ TINY = _runner.Sizes(
     micro_repeat=1,
     bulk_messages=20,
 )
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_a_tiny_run_writes_the_json_the_table_and_the_plot(tmp_path: Path) -> None:
     lines: list[str] = []
-    results = _runner.run_benchmark(
+    results = runner.run_benchmark(
         tmp_path,
         sizes=TINY,
         clients=["sdk-httpx", "floor"],
@@ -73,7 +68,7 @@ def test_the_ceiling_is_measured_with_wrk_when_it_is_on_the_path(
     wrk.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     sizes = attrs.evolve(TINY, rounds=1, count=5)
-    results = _runner.run_benchmark(
+    results = runner.run_benchmark(
         tmp_path, sizes=sizes, clients=["floor"], concurrencies=[1], parts=["load"]
     )
     assert results["ceiling"]["rates"] == {"1": 12345.6}
@@ -86,7 +81,7 @@ def test_without_wrk_the_floors_best_stands_in_for_the_ceiling(
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     sizes = attrs.evolve(TINY, rounds=1, count=5)
-    results = _runner.run_benchmark(
+    results = runner.run_benchmark(
         tmp_path, sizes=sizes, clients=["floor"], concurrencies=[1], parts=["load"]
     )
     assert results["ceiling"]["tool"] == ""
@@ -96,34 +91,34 @@ def test_without_wrk_the_floors_best_stands_in_for_the_ceiling(
 
 
 def test_a_crashed_run_is_described_as_such() -> None:
-    assert _runner._describe({"client": "floor", "crash": "boom"}) == "crashed: boom"
+    assert runner._describe({"client": "floor", "crash": "boom"}) == "crashed: boom"
 
 
 def test_an_unknown_client_or_part_is_refused_before_anything_runs(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="nope, later"):
-        _runner.run_benchmark(tmp_path, clients=["floor", "nope"], parts=["later"])
+        runner.run_benchmark(tmp_path, clients=["floor", "nope"], parts=["later"])
     assert not tmp_path.joinpath("throughput.json").exists()
 
 
 def test_a_worker_that_prints_no_result_is_recorded_as_a_crash() -> None:
-    record = _runner._run_worker("no-such-client", "http://127.0.0.1:9", 1, TINY)
+    record = runner._run_worker("no-such-client", "http://127.0.0.1:9", 1, TINY)
     assert record["client"] == "no-such-client"
     assert "printed no result" in record["crash"]
 
 
 def test_the_worker_prints_one_json_line_per_run(
-    emulator: ServerProcess, capsys: pytest.CaptureFixture[str]
+    emulator: EmulatorProcess, capsys: pytest.CaptureFixture[str]
 ) -> None:
     argv = [
         "--client=aiohttp",
-        f"--url={emulator.url}",
+        f"--url={emulator.base_url}",
         "--concurrency=2",
         "--count=10",
         "--seconds=5",
         "--grace=2",
         "--warmup-seconds=0.1",
     ]
-    assert _worker.main(argv) == 0
+    assert worker.main(argv) == 0
     record = json.loads(capsys.readouterr().out)
     assert record["result"]["ok"] == 10
     assert record["warmup"]["concurrency"] == 2
@@ -141,7 +136,7 @@ def test_the_worker_reports_a_client_that_cannot_be_set_up_as_a_crash(
         "--grace=1",
         "--warmup-seconds=0.1",
     ]
-    assert _worker.main(argv) == 1
+    assert worker.main(argv) == 1
     assert json.loads(capsys.readouterr().out)["crash"].startswith("ConfigurationError")
 
 
@@ -158,53 +153,8 @@ def test_bulk_measures_gather_and_send_many() -> None:
     assert bulk["send_many"]["messages"] == 20
 
 
-def test_the_bench_command_lists_the_clients() -> None:
-    result = CliRunner().invoke(app, ["bench", "--list"])
-    assert result.exit_code == 0
-    assert "sdk-httpx" in result.output
-    assert "floor" in result.output
-
-
-def test_the_bench_command_refuses_an_unknown_client() -> None:
-    result = CliRunner().invoke(app, ["bench", "--client", "nope"])
-    assert result.exit_code == 2
-    assert "unknown: nope" in result.output
-
-
-def test_the_bench_command_runs_and_prints_the_table(tmp_path: Path) -> None:
-    args = ["bench", "--part", "load", "--client", "floor", "-c", "3", "--rounds", "1"]
-    args += ["--seconds", "0.3", "--count", "30", "--no-wrk", "--out", str(tmp_path)]
-    result = CliRunner().invoke(app, args)
-    assert result.exit_code == 0, result.output
-    assert "## Messages per second" in result.output
-    assert f"Written: {tmp_path / 'throughput.json'}" in result.output
-    assert (tmp_path / "throughput.png").exists()
-
-
-def test_the_bench_command_outside_a_checkout_writes_beside_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    args = ["bench", "--part", "load", "--client", "floor", "-c", "1", "--rounds", "1"]
-    result = CliRunner().invoke(app, [*args, "--seconds", "0.1", "--count", "5", "--no-wrk"])
-    assert result.exit_code == 0, result.output
-    assert (tmp_path / "haorui-bench-results" / "throughput.png").exists()
-
-
 def test_a_run_without_the_load_part_writes_no_plot(tmp_path: Path) -> None:
-    results = _runner.run_benchmark(tmp_path, sizes=TINY, parts=["bulk"], progress=print)
+    results = runner.run_benchmark(tmp_path, sizes=TINY, parts=["bulk"], progress=print)
     assert results["files"] == [str(tmp_path / "throughput.json"), str(tmp_path / "throughput.md")]
     assert not (tmp_path / "throughput.png").exists()
     assert results["summary_objects"] == {}
-
-
-def test_the_benchmark_script_runs_the_same_command() -> None:
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--list"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert "httpx-default" in done.stdout

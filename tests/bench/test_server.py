@@ -3,21 +3,15 @@ from __future__ import annotations
 import os
 import shutil
 import stat
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
-from haorui_async._bench._account import SEND_SMS_PATH, payload_bytes
-from haorui_async._bench._server import (
-    ServerProcess,
-    ensure_wrk,
-    parse_wrk,
-    run_wrk,
-    server_command,
-    start_server,
-)
+from benchmarks.suite.account import payload_bytes
+from benchmarks.suite.server import ensure_wrk, parse_wrk, run_wrk
+from haorui_async._defaults import SEND_SMS_PATH
+from haorui_async.testing import EmulatorProcess
 
 WRK_REPORT = """Running 2s test @ http://127.0.0.1:8000/api/SendSMS
   1 threads and 10 connections
@@ -113,29 +107,7 @@ def test_ensure_wrk_does_not_install_when_not_root(
     assert "not available" in note
 
 
-def test_the_server_is_the_packaged_emulator() -> None:
-    command, name = server_command()
-    assert command[:3] == [sys.executable, "-m", "haorui_async.testing"]
-    assert command[-4:] == ["--host", "127.0.0.1", "--port", "0"]
-    assert name.startswith("emulator")
-
-
-def test_the_emulator_answers_the_benchmark_request(emulator: ServerProcess) -> None:
-    assert emulator.url.startswith("http://127.0.0.1:")
-    accepted = httpx.post(emulator.url + SEND_SMS_PATH, content=payload_bytes("u1"))
+def test_the_emulator_answers_the_benchmark_request(emulator: EmulatorProcess) -> None:
+    assert emulator.base_url.startswith("http://127.0.0.1:")
+    accepted = httpx.post(emulator.base_url + SEND_SMS_PATH, content=payload_bytes("u1"))
     assert accepted.json()["status"] == "S"
-
-
-def test_a_server_that_never_says_it_listens_is_an_error() -> None:
-    with (
-        pytest.raises(RuntimeError, match="did not report"),
-        start_server([sys.executable, "-c", "print('hello')"], "mute"),
-    ):
-        pass  # pragma: no cover - never reached
-
-
-def test_stopping_a_server_terminates_its_process() -> None:
-    with start_server() as server:
-        assert server.process.poll() is None
-    assert server.process.returncode is not None
-    server.stop()

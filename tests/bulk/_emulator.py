@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from haorui_async.testing import DEMO_API_ID, DEMO_API_PASSWORD
+from haorui_async.testing import DEMO_API_ID, DEMO_API_PASSWORD, EmulatorProcess
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -31,35 +29,10 @@ def env_for(base_url: str) -> dict[str, str]:
 
 @contextmanager
 def emulator_process(*options: str) -> Iterator[str]:
-    """Run `python -m haorui_async.testing` on a free loopback port; yield its base URL."""
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "haorui_async.testing",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--record",
-            "messages",
-            *options,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=env_for(""),
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        assert line.startswith("listening on "), line
-        yield line.split()[-1]
-    finally:
-        process.terminate()
-        process.wait(10)
-        if process.stdout is not None:
-            process.stdout.close()
+    """The emulator, recording every message, in a subprocess on a free loopback port; yield
+    its base URL."""
+    with EmulatorProcess(["--record", "messages", *options]) as emulator:
+        yield emulator.base_url
 
 
 def accepted_uids(base_url: str) -> Counter[str]:

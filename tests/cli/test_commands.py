@@ -17,8 +17,15 @@ from click.testing import CliRunner
 
 from haorui_async._bulk import KINDS
 from haorui_async.cli._app import app
-from haorui_async.cli._common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_SENT, EXIT_UNKNOWN
-from haorui_async.cli._demo import emulator_arguments, emulator_process, percentile
+from haorui_async.cli._common import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_SENT,
+    EXIT_UNKNOWN,
+    percentile,
+)
+from haorui_async.cli._demo import emulator_arguments
+from haorui_async.cli._emulator import emulator_process
 from haorui_async.testing import DEMO_API_ID, DEMO_API_PASSWORD
 
 from .conftest import ROOT, without_modules
@@ -158,7 +165,7 @@ def test_every_command_with_a_sender_id_option_reads_it_from_haorui_sender_id() 
         for param in command.params
         if param.name == "sender_id"
     }
-    assert set(with_option) == {"send", "bulk"}
+    assert set(with_option) == {"send", "bulk", "bench"}
     assert {param.envvar for param in with_option.values()} == {"HAORUI_SENDER_ID"}
 
 
@@ -204,18 +211,6 @@ def test_the_emulator_command_without_uvicorn_prints_the_install_hint_and_exits_
 ) -> None:
     completed = run_python(*COMMAND, "emulator", env=without_modules(tmp_path, "uvicorn"))
     assert_install_hint(completed, "needs uvicorn: pip install 'haorui-async[emulator]'")
-
-
-def test_bench_without_its_extra_prints_the_install_hint_and_exits_2(tmp_path: Path) -> None:
-    out = tmp_path / "results"
-    # Small sizes, so that a bench which does not check first fails fast at its plot.
-    arguments = ["--part", "load", "--client", "floor", "-c", "1", "--rounds", "1"]
-    arguments += ["--seconds", "0.05", "--count", "5", "--no-wrk", "--out", str(out)]
-    env = without_modules(tmp_path, "aiohttp", "matplotlib")
-    completed = run_python(*COMMAND, "bench", *arguments, env=env)
-    assert_install_hint(completed, "pip install 'haorui-async[cli,bench]'")
-    assert "aiohttp, matplotlib" in completed.stderr
-    assert not out.exists()
 
 
 def test_the_emulator_command_refuses_a_bad_rate() -> None:

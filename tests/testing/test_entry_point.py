@@ -74,6 +74,52 @@ def test_the_parser_builds_a_config_from_every_option() -> None:
     assert options["port"] == 0
 
 
+def test_the_parser_takes_the_lookup_and_lost_answer_options() -> None:
+    defaults = config_from_options(vars(build_parser().parse_args([])))
+    assert (defaults.lookup_lag, defaults.lookup_faults, defaults.rate_lose_answer) == (
+        0.0,
+        False,
+        0.0,
+    )
+    assert (defaults.balance, defaults.currency) == (1000.0, "UGX")
+    options = vars(
+        build_parser().parse_args(
+            [
+                "--lookup-lag",
+                "2.5",
+                "--lookup-faults",
+                "--rate-lose-answer",
+                "0.1",
+                "--balance",
+                "12.5",
+                "--currency",
+                "USD",
+            ]
+        )
+    )
+    config = config_from_options(options)
+    assert (config.lookup_lag, config.lookup_faults, config.rate_lose_answer) == (2.5, True, 0.1)
+    assert (config.balance, config.currency) == (12.5, "USD")
+    assert config.rates().rate_lose_answer == 0.1
+
+
+@pytest.mark.parametrize(
+    ("argv", "field"),
+    [
+        (["--lookup-lag", "-1"], "lookup_lag"),
+        (["--balance", "inf"], "balance"),
+        (["--rate-lose-answer", "0.6", "--rate-503", "0.6"], "more than 1"),
+    ],
+)
+def test_a_bad_lookup_option_exits_with_a_usage_error(
+    argv: list[str], field: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(argv)
+    assert caught.value.code == 2
+    assert field in capsys.readouterr().err
+
+
 def test_an_option_out_of_range_exits_with_a_usage_error(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

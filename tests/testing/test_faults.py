@@ -11,6 +11,7 @@ from haorui_async.testing import (
     FaultPlan,
     FaultRates,
     Hang,
+    LoseAnswer,
     MalformedBody,
     RefuseConnection,
     RespondWith,
@@ -104,3 +105,20 @@ def test_rates_out_of_range_are_refused(rates: dict[str, Any]) -> None:
 def test_refuse_connection_never_accepts() -> None:
     assert RefuseConnection().accepted is False
     assert RefuseConnection().kind == "refuse"
+
+
+def test_lose_answer_always_accepts_whatever_faults_accept_says() -> None:
+    assert LoseAnswer().accepted is True
+    assert LoseAnswer().kind == "lose_answer"
+    ((_, fault),) = FaultRates(rate_lose_answer=1.0, faults_accept=False).table()
+    assert fault == LoseAnswer()
+
+
+def test_lost_answers_count_in_the_total_of_the_rates() -> None:
+    assert FaultRates(rate_lose_answer=0.25, rate_drop=0.25).total == 0.5
+    with pytest.raises(ValueError, match="more than 1"):
+        FaultRates(rate_lose_answer=0.6, rate_503=0.6)
+    plan = FaultPlan(FaultRates(rate_lose_answer=0.5), seed=1)
+    draws = [plan.next() for _ in range(1000)]
+    assert 400 < plan.served["lose_answer"] < 600
+    assert set(draws) == {None, LoseAnswer()}

@@ -194,6 +194,8 @@ def test_counts_per_uid_and_duplicates_are_kept() -> None:
         "failed": 0,
         "duplicates": 1,
         "distinct_uids": 2,
+        "lookups": 0,
+        "balance_checks": 0,
         "record": "messages",
     }
 

@@ -18,7 +18,9 @@ from typing import Any, Final, Literal
 
 import attrs
 
-from . import _account
+from haorui_async._defaults import SEND_SMS_PATH
+
+from . import account
 
 __all__ = ["CLIENTS", "BadAnswer", "ClientSpec", "Send", "client", "floor_session"]
 
@@ -76,18 +78,18 @@ def _check(decoded: Any) -> None:
 @contextlib.asynccontextmanager
 async def _sdk(url: str, backend: Literal["httpx", "fast"]) -> AsyncIterator[Send]:
     """`AsyncSender.send` on `backend`, every other default kept (its semaphore, its pool)."""
-    from .. import AsyncSender
+    from haorui_async import AsyncSender
 
     async with AsyncSender(
-        api_id=_account.API_ID,
-        api_password=_account.API_PASSWORD,
-        sender_id=_account.SENDER_ID,
+        api_id=account.API_ID,
+        api_password=account.API_PASSWORD,
+        sender_id=account.SENDER_ID,
         base_url=url,
         backend=backend,
     ) as sender:
 
         async def send() -> None:
-            await sender.send(_account.PHONENUMBER, _account.TEXTMESSAGE)
+            await sender.send(account.PHONENUMBER, account.TEXTMESSAGE)
 
         yield send
 
@@ -114,8 +116,8 @@ async def httpx_default(url: str, concurrency: int) -> AsyncIterator[Send]:
     """`httpx.AsyncClient().post(json=...)`, every httpx default kept."""
     import httpx
 
-    endpoint = url + _account.SEND_SMS_PATH
-    body = _account.payload()
+    endpoint = url + SEND_SMS_PATH
+    body = account.payload()
     async with httpx.AsyncClient() as http:
 
         async def send() -> None:
@@ -131,8 +133,8 @@ async def httpx_pooled(url: str, concurrency: int) -> AsyncIterator[Send]:
     """`httpx.AsyncClient` with `max_connections` and keep-alive sized to the concurrency."""
     import httpx
 
-    endpoint = url + _account.SEND_SMS_PATH
-    body = _account.payload()
+    endpoint = url + SEND_SMS_PATH
+    body = account.payload()
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(limits=limits) as http:
 
@@ -149,8 +151,8 @@ async def aiohttp_session(url: str, concurrency: int) -> AsyncIterator[Send]:
     """`aiohttp.ClientSession().post(json=...)`, every aiohttp default kept."""
     import aiohttp
 
-    endpoint = url + _account.SEND_SMS_PATH
-    body = _account.payload()
+    endpoint = url + SEND_SMS_PATH
+    body = account.payload()
     async with aiohttp.ClientSession() as session:
 
         async def send() -> None:
@@ -212,9 +214,9 @@ async def floor_session(url: str) -> AsyncIterator[Send]:
     """
     host_port = url.split("://", 1)[1].rstrip("/")
     host, _, port = host_port.rpartition(":")
-    body = _account.payload_bytes()
+    body = account.payload_bytes()
     request = (
-        f"POST {_account.SEND_SMS_PATH} HTTP/1.1\r\nHost: {host_port}\r\n"
+        f"POST {SEND_SMS_PATH} HTTP/1.1\r\nHost: {host_port}\r\n"
         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
     ).encode("ascii") + body
     idle: list[_Connection] = []

@@ -1,116 +1,54 @@
-"""The gateway under load, in its own process on 127.0.0.1, and its own ceiling.
+"""The gateway under load, and its own ceiling.
 
 The server is the package's emulator (`python -m haorui_async.testing`: uvicorn, with uvloop
-and httptools when installed); it prints `listening on http://HOST:PORT` when ready and stops
-on SIGTERM. Its ceiling is measured with `wrk`, a load generator in C, so a reader sees
-whether the server, not the client, limited a figure.
+and httptools when installed), started by the testing kit's `EmulatorProcess` on 127.0.0.1.
+Its ceiling is measured with `wrk`, a load generator in C, so a reader sees whether the
+server, not the client, limited a figure.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
-import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
 import attrs
 
-from . import _account
+from haorui_async._defaults import SEND_SMS_PATH
+
+from . import account
 
 __all__ = [
+    "SERVER_NAME",
     "Ceiling",
-    "ServerProcess",
     "child_env",
     "ensure_wrk",
     "parse_wrk",
     "run_wrk",
-    "server_command",
-    "start_server",
 ]
 
-LOOPBACK: Final = "127.0.0.1"
-#: How long a server may take to say it is listening.
-START_TIMEOUT: Final = 30.0
+#: How the results name the server.
+SERVER_NAME: Final = "emulator (python -m haorui_async.testing)"
 #: How long apt-get may take (an `update` on a slow mirror takes a minute).
 APT_TIMEOUT: Final = 300.0
+#: The checkout's root: the parent of `benchmarks/` (and of `haorui_async/` when the package
+#: is not installed).
+ROOT: Final = str(Path(__file__).resolve().parents[2])
 
 
 def child_env() -> dict[str, str]:
-    """The environment of a child process: this one's, with this package importable.
+    """The environment of a worker process: this one's, with `benchmarks` importable.
 
-    A checkout that is not installed is found through the working directory only; the
-    children may run elsewhere, so the package's parent directory goes on `PYTHONPATH`.
+    The workers run `python -m benchmarks.suite.worker`, which the checkout's root on
+    `PYTHONPATH` finds from any working directory (and with it a package not installed).
     """
-    root = str(Path(__file__).resolve().parents[2])
-    paths = [root, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    paths = [ROOT, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
     return {**os.environ, "PYTHONPATH": os.pathsep.join(dict.fromkeys(paths))}
-
-
-def server_command(host: str = LOOPBACK) -> tuple[list[str], str]:
-    """The command that starts the emulator on `host`, any free port, and its name."""
-    command = [sys.executable, "-m", "haorui_async.testing", "--host", host, "--port", "0"]
-    return command, "emulator (python -m haorui_async.testing)"
-
-
-@attrs.define(eq=False)
-class ServerProcess:
-    """A running server process and its base URL."""
-
-    process: subprocess.Popen[str]
-    url: str
-    name: str
-
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL if it has not stopped within 10 s."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:  # pragma: no cover - a hung server
-                self.process.kill()
-                self.process.wait()
-
-
-@contextlib.contextmanager
-def start_server(command: Sequence[str] | None = None, name: str = "") -> Iterator[ServerProcess]:
-    """Start the server (see `server_command()`), yield it once it listens, stop it after.
-
-    Raises `RuntimeError` when it exits or stays silent for `START_TIMEOUT` seconds.
-    """
-    if command is None:
-        command, name = server_command()
-    process = subprocess.Popen(
-        list(command),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=child_env(),
-    )
-    assert process.stdout is not None
-    stdout = process.stdout
-    line: list[str] = []
-    reader = threading.Thread(target=lambda: line.append(stdout.readline()), daemon=True)
-    reader.start()
-    reader.join(START_TIMEOUT)
-    match = re.search(r"listening on (http://\S+)", line[0]) if line else None
-    if match is None:
-        process.kill()
-        process.wait()
-        stdout.close()
-        raise RuntimeError(f"the server {list(command)} did not report `listening on ...`")
-    server = ServerProcess(process=process, url=match.group(1).rstrip("/"), name=name)
-    try:
-        yield server
-    finally:
-        server.stop()
-        stdout.close()
 
 
 # -- the ceiling ----------------------------------------------------------------------------
@@ -200,7 +138,7 @@ def run_wrk(
     """
     script = (
         'wrk.method = "POST"\n'
-        f"wrk.body = {_lua_string(_account.payload_bytes().decode('ascii'))}\n"
+        f"wrk.body = {_lua_string(account.payload_bytes().decode('ascii'))}\n"
         'wrk.headers["Content-Type"] = "application/json"\n'
     )
     rates: dict[int, float] = {}
@@ -220,7 +158,7 @@ def run_wrk(
                 "5s",
                 "-s",
                 str(script_path),
-                url + _account.SEND_SMS_PATH,
+                url + SEND_SMS_PATH,
             ]
             try:
                 done = subprocess.run(

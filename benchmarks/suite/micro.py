@@ -15,10 +15,12 @@ from typing import Final
 
 import httpx
 
-from .. import SMS, AsyncSender, detect_encoding
-from .._protocol import build_params, encode_json, read_response
-from .._secrets import Secret
-from . import _account
+from haorui_async import SMS, AsyncSender, detect_encoding
+from haorui_async._defaults import SEND_SMS_PATH
+from haorui_async._protocol import build_params, encode_json, read_response
+from haorui_async._secrets import Secret
+
+from . import account
 
 __all__ = ["MICRO_STEPS", "run_micro"]
 
@@ -67,15 +69,15 @@ async def _per_call_async(
 
 
 async def _time_sends(number: int, repeat: int) -> dict[str, float]:
-    api_id, password = _account.API_ID, _account.API_PASSWORD
-    phone, text = _account.PHONENUMBER, _account.TEXTMESSAGE
-    endpoint = "http://127.0.0.1:9" + _account.SEND_SMS_PATH
-    body = _account.payload()
+    api_id, password = account.API_ID, account.API_PASSWORD
+    phone, text = account.PHONENUMBER, account.TEXTMESSAGE
+    endpoint = "http://127.0.0.1:9" + SEND_SMS_PATH
+    body = account.payload()
     async with (
         AsyncSender(
             api_id=api_id,
             api_password=password,
-            sender_id=_account.SENDER_ID,
+            sender_id=account.SENDER_ID,
             base_url="http://127.0.0.1:9",
             transport=httpx.MockTransport(_answer),
         ) as sender,
@@ -101,11 +103,11 @@ async def _time_sends(number: int, repeat: int) -> dict[str, float]:
 def run_micro(number: int = 2000, repeat: int = 5) -> dict[str, float]:
     """Microseconds per call of each step of `MICRO_STEPS`: the median of `repeat` runs."""
     seconds = asyncio.run(_time_sends(number, repeat))
-    api_id, password = _account.API_ID, _account.API_PASSWORD
+    api_id, password = account.API_ID, account.API_PASSWORD
     secret = Secret(password)
-    phone, text = _account.PHONENUMBER, _account.TEXTMESSAGE
+    phone, text = account.PHONENUMBER, account.TEXTMESSAGE
     sms = SMS(phone, text)
-    url = httpx.URL("http://127.0.0.1:9" + _account.SEND_SMS_PATH)
+    url = httpx.URL("http://127.0.0.1:9" + SEND_SMS_PATH)
     headers = [("Content-Type", "application/json")]
 
     def build_request() -> httpx.Request:
@@ -115,7 +117,7 @@ def run_micro(number: int = 2000, repeat: int = 5) -> dict[str, float]:
             api_password=secret,
             sms_type="T",
             encoding="auto",
-            sender_id=_account.SENDER_ID,
+            sender_id=account.SENDER_ID,
         )
         return httpx.Request("POST", url, headers=headers, content=encode_json(params))
 

@@ -11,8 +11,9 @@ from typing import Any
 
 import attrs
 
-from .._exceptions import HaoruiError
-from ._clients import Send
+from haorui_async._exceptions import HaoruiError
+
+from .clients import Send
 
 __all__ = ["Measurement", "error_class", "measure", "percentile"]
 

@@ -11,9 +11,13 @@ from typing import Any, Final
 
 import attrs
 
-from . import _bulk, _micro, _report, _server
-from ._clients import CLIENTS
-from ._server import Ceiling
+from haorui_async.testing import EmulatorProcess
+
+from . import report
+from .bulk import run_bulk
+from .clients import CLIENTS
+from .micro import run_micro
+from .server import SERVER_NAME, Ceiling, child_env, ensure_wrk, run_wrk
 
 __all__ = ["DEFAULT_SIZES", "FULL_SIZES", "PARTS", "Sizes", "run_benchmark"]
 
@@ -73,7 +77,7 @@ def _run_worker(client: str, url: str, concurrency: int, sizes: Sizes) -> dict[s
     command = [
         sys.executable,
         "-m",
-        "haorui_async._bench._worker",
+        "benchmarks.suite.worker",
         f"--client={client}",
         f"--url={url}",
         f"--concurrency={concurrency}",
@@ -91,7 +95,7 @@ def _run_worker(client: str, url: str, concurrency: int, sizes: Sizes) -> dict[s
             text=True,
             timeout=limit,
             check=False,
-            env=_server.child_env(),
+            env=child_env(),
         )
     except subprocess.TimeoutExpired:  # pragma: no cover - a hung worker
         return {"client": client, "crash": f"the worker ran past {limit:.0f} s and was killed"}
@@ -116,10 +120,10 @@ def _describe(record: dict[str, Any]) -> str:
 def _ceiling(url: str, concurrencies: Sequence[int], sizes: Sizes, use_wrk: bool) -> Ceiling:
     if not use_wrk:
         return Ceiling(tool="", rates={}, non_2xx={}, note="wrk was turned off (--no-wrk)")
-    wrk, note = _server.ensure_wrk()
+    wrk, note = ensure_wrk()
     if wrk is None:
         return Ceiling(tool="", rates={}, non_2xx={}, note=note)
-    return _server.run_wrk(wrk, url, concurrencies, seconds=sizes.wrk_seconds, note=note)
+    return run_wrk(wrk, url, concurrencies, seconds=sizes.wrk_seconds, note=note)
 
 
 def run_benchmark(
@@ -136,14 +140,15 @@ def run_benchmark(
 
     Returns the results, `files` naming the files written (no plot without the load part).
 
-    Raises `ValueError` for an unknown client or part, `RuntimeError` when the server does
-    not start. A client that fails or crashes is recorded as such, never dropped.
+    Raises `ValueError` for an unknown client or part, `EmulatorNotStarted` (a `RuntimeError`)
+    when the server does not start. A client that fails or crashes is recorded as such, never
+    dropped.
     """
     unknown = [c for c in clients if c not in CLIENTS] + [p for p in parts if p not in PARTS]
     if unknown:
         raise ValueError(f"unknown clients or parts: {', '.join(unknown)}")
     results: dict[str, Any] = {
-        "machine": _report.machine_info(),
+        "machine": report.machine_info(),
         "settings": {
             **attrs.asdict(sizes),
             "clients": list(clients),
@@ -155,17 +160,17 @@ def run_benchmark(
         "runs": [],
     }
     if "load" in parts:
-        with _server.start_server() as server:
-            results["server"] = server.name
-            progress(f"server: {server.name} at {server.url}")
-            results["ceiling"] = _ceiling(server.url, concurrencies, sizes, use_wrk)
+        with EmulatorProcess() as server:
+            results["server"] = SERVER_NAME
+            progress(f"server: {SERVER_NAME} at {server.base_url}")
+            results["ceiling"] = _ceiling(server.base_url, concurrencies, sizes, use_wrk)
             progress(f"server ceiling: {results['ceiling'].to_json()}")
             for round_number in range(sizes.rounds):
                 # Alternate the order, so no client always runs right after the same one.
                 order = list(clients) if round_number % 2 == 0 else list(reversed(clients))
                 for concurrency in concurrencies:
                     for client in order:
-                        record = _run_worker(client, server.url, concurrency, sizes)
+                        record = _run_worker(client, server.base_url, concurrency, sizes)
                         record.update(round=round_number, concurrency=concurrency)
                         results["runs"].append(record)
                         progress(
@@ -174,26 +179,26 @@ def run_benchmark(
                         )
     ceiling: Ceiling = results["ceiling"]
     results["ceiling"] = ceiling.to_json()
-    summaries = _report.summarize(results["runs"])
+    summaries = report.summarize(results["runs"])
     results["summary_objects"] = summaries
-    results["ratios"] = _report.ratios(summaries)
+    results["ratios"] = report.ratios(summaries)
     if "micro" in parts:
         progress("micro benchmark (MockTransport) ...")
-        results["micro"] = _micro.run_micro(sizes.micro_number, sizes.micro_repeat)
+        results["micro"] = run_micro(sizes.micro_number, sizes.micro_repeat)
     if "bulk" in parts:
         progress("bulk memory benchmark (MockTransport) ...")
-        results["bulk"] = _bulk.run_bulk(sizes.bulk_messages)
+        results["bulk"] = run_bulk(sizes.bulk_messages)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     written = [out_dir / JSON_NAME, out_dir / MARKDOWN_NAME]
     results["files"] = [str(path) for path in written]
-    (out_dir / JSON_NAME).write_text(_report.to_json_text(results), encoding="utf-8")
-    (out_dir / MARKDOWN_NAME).write_text(_report.render_markdown(results), encoding="utf-8")
+    (out_dir / JSON_NAME).write_text(report.to_json_text(results), encoding="utf-8")
+    (out_dir / MARKDOWN_NAME).write_text(report.render_markdown(results), encoding="utf-8")
     if summaries:
         results["files"].append(str(out_dir / PLOT_NAME))
         floor = summaries.get("floor", {})
         floor_best = max((s.rate for s in floor.values() if not s.failed), default=None)
-        _report.write_plot(
+        report.write_plot(
             summaries,
             list(clients),
             out_dir / PLOT_NAME,

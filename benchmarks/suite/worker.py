@@ -1,6 +1,6 @@
 """The child process that runs one client at one concurrency, and prints its measurement.
 
-`python -m haorui_async._bench._worker --client NAME --url URL --concurrency C ...` prints
+`python -m benchmarks.suite.worker --client NAME --url URL --concurrency C ...` prints
 one JSON line: `{"client": ..., "warmup": {...}, "result": {...}}`, or `{"client": ...,
 "crash": "..."}` when the client could not even be set up. A fresh interpreter per client
 and round keeps one client's state (pools, caches, imports) from affecting another's.
@@ -15,8 +15,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from ._clients import CLIENTS
-from ._load import measure
+from .clients import CLIENTS
+from .load import measure
 
 __all__ = ["main", "run_client"]
 
@@ -50,7 +50,7 @@ async def run_client(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the options, run, print the record as one JSON line; 0, or 1 on a crash."""
-    parser = argparse.ArgumentParser(prog="python -m haorui_async._bench._worker")
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.suite.worker")
     parser.add_argument("--client", required=True, choices=sorted(CLIENTS))
     parser.add_argument("--url", required=True)
     parser.add_argument("--concurrency", type=int, required=True)

@@ -14,9 +14,9 @@ from typing import Any, Final
 
 import attrs
 
-from ._clients import CLIENTS
-from ._load import Measurement
-from ._micro import MICRO_STEPS
+from .clients import CLIENTS
+from .load import Measurement
+from .micro import MICRO_STEPS
 
 __all__ = [
     "PEERS",

@@ -16,8 +16,9 @@ from typing import Any, Final
 
 import httpx
 
-from .. import SMS, AsyncSender
-from . import _account
+from haorui_async import SMS, AsyncSender
+
+from . import account
 
 __all__ = ["run_bulk"]
 
@@ -32,28 +33,28 @@ def _answer(request: httpx.Request) -> httpx.Response:
 
 async def _gather(sender: AsyncSender, count: int) -> None:
     """The hand-written peer: one task per message, gathered."""
-    phone, text = _account.PHONENUMBER, _account.TEXTMESSAGE
+    phone, text = account.PHONENUMBER, account.TEXTMESSAGE
     await asyncio.gather(*(sender.send(phone, text) for _ in range(count)))
 
 
 async def _send_many(sender: AsyncSender, count: int) -> None:
     """`send_many` over a lazy generator of messages, each outcome consumed as it comes."""
     try:
-        from .._bulk import send_many
+        from haorui_async._bulk import send_many
     except ImportError:  # pragma: no cover - an SDK without send_many
         raise NotImplementedError("AsyncSender has no send_many in this version") from None
-    phone, text = _account.PHONENUMBER, _account.TEXTMESSAGE
+    phone, text = account.PHONENUMBER, account.TEXTMESSAGE
     messages = (SMS(phone, text) for _ in range(count))
     async for _ in send_many(sender, messages):
         pass
 
 
 async def _peak(run: BulkRun, count: int) -> dict[str, Any]:
-    api_id, password = _account.API_ID, _account.API_PASSWORD
+    api_id, password = account.API_ID, account.API_PASSWORD
     async with AsyncSender(
         api_id=api_id,
         api_password=password,
-        sender_id=_account.SENDER_ID,
+        sender_id=account.SENDER_ID,
         base_url="http://127.0.0.1:9",
         transport=httpx.MockTransport(_answer),
     ) as sender:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Final
 
-from ..testing import DEMO_API_ID, DEMO_API_PASSWORD, DEMO_SENDER_ID
+from haorui_async.testing import DEMO_API_ID, DEMO_API_PASSWORD, DEMO_SENDER_ID
 
 #: The demo account and sender id the emulator accepts.
 API_ID: Final = DEMO_API_ID
@@ -13,7 +13,6 @@ API_PASSWORD: Final = DEMO_API_PASSWORD
 SENDER_ID: Final = DEMO_SENDER_ID
 PHONENUMBER: Final = "8613912345678"
 TEXTMESSAGE: Final = "Your code is 112233"
-SEND_SMS_PATH: Final = "/api/SendSMS"
 
 
 def payload(uid: str = "bench-1") -> dict[str, str]:
