@@ -11,28 +11,61 @@ HTTP 200 with `{"status": "F", "remarks": ...}`, the way the gateway family repo
 Besides SendSMS it answers the family's lookups ([family] in API.md: likely, not certain):
 `GetDeliveryStatus` (the record of an accepted message, once it is `lookup_lag` seconds old on
 the model's `clock`) and `CheckBalance` (a fixed balance).
+
+The wire (reading parameters, checking them, the shape of a refusal) is in `_wire`; the
+`Message` record and what the lookups answer from it are in `_lookups`. This module keeps
+the state: the messages accepted, the counters, and which request goes where.
 """
 
 from __future__ import annotations
 
-import datetime
 import json
 import math
-import random
-import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final, Literal
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl
 
 import attrs
 
-from .._defaults import SEND_SMS_PATH
-from .._encoding import text_info
-from .._lookup import BALANCE_PATH, DELIVERY_STATUS_PATH
+from ._lookups import (
+    COST_PER_PART,
+    DEFAULT_BALANCE,
+    DEFAULT_CURRENCY,
+    DEFAULT_DLR_STATUSES,
+    NOT_FOUND,
+    Message,
+    balance_answer,
+    delivery_report,
+    draw_delivery_status,
+    status_record,
+)
+from ._wire import (
+    BALANCE,
+    DELIVERY_STATUS,
+    LOOKUP_PATHS,
+    MESSAGES_PATH,
+    SEND_PATH,
+    STATS_PATH,
+    UIDS_PATH,
+    Refused,
+    Reply,
+    SendRequest,
+    check_credentials,
+    is_lookup_path,
+    json_reply,
+    read_params,
+    read_send_request,
+    refusal,
+    text_or_none,
+    uid_of,
+)
 
+# Besides its own names, the module still offers those that lived here before the wire and
+# the lookups had modules of their own.
 __all__ = [
+    "COST_PER_PART",
     "DEFAULT_BALANCE",
     "DEFAULT_CURRENCY",
     "DEMO_API_ID",
@@ -40,9 +73,14 @@ __all__ = [
     "DEMO_SENDER_ID",
     "FIRST_MESSAGE_ID",
     "GatewayModel",
+    "LOOKUP_PATHS",
+    "MESSAGES_PATH",
     "Message",
+    "RECORD_MODES",
     "RecordMode",
     "Reply",
+    "STATS_PATH",
+    "UIDS_PATH",
     "delivery_report",
     "is_lookup_path",
 ]
@@ -57,122 +95,16 @@ DEMO_SENDER_ID: Final = "HAORUI"
 #: float holds exactly, so a client that reads ids as floats is caught by its tests.
 FIRST_MESSAGE_ID: Final = 2026083116353900001
 
-#: What `CheckBalance` answers unless told otherwise: the family's documented example.
-DEFAULT_BALANCE: Final = 1000.0
-DEFAULT_CURRENCY: Final = "UGX"
-#: What one SMS part costs (`ClientCost` of a lookup), in whole units of the currency so that
-#: every cost is exact. An invented price: the gateway's are not public.
-COST_PER_PART: Final = 30
-
-#: The read-only endpoints (lowered: paths are matched without case, as SendSMS's is).
-LOOKUP_PATHS: Final = frozenset({DELIVERY_STATUS_PATH.lower(), BALANCE_PATH.lower()})
-STATS_PATH: Final = "/_emulator/stats"
-MESSAGES_PATH: Final = "/_emulator/messages"
-UIDS_PATH: Final = "/_emulator/uids"
-
 #: What the model keeps of accepted messages:
 #: "messages" every `Message` and the per-uid counts; "uids" the per-uid counts only;
 #: "totals" only the totals (constant memory, for long benchmarks).
 RecordMode = Literal["messages", "uids", "totals"]
 RECORD_MODES: Final = ("messages", "uids", "totals")
 
-_REQUIRED: Final = (
-    "api_id",
-    "api_password",
-    "sms_type",
-    "encoding",
-    "sender_id",
-    "phonenumber",
-    "textmessage",
-)
-_SMS_TYPES: Final = frozenset({"P", "T"})
-#: "FS" and "UFS" (flash text, flash Unicode) are documented by the gateway family.
-_ENCODINGS: Final = frozenset({"T", "U", "FS", "UFS"})
-_PHONENUMBER: Final = re.compile(r"[1-9]\d{6,14}")
-_SENDER_ID: Final = re.compile(r"[A-Za-z0-9]{1,11}|\d{1,15}")
-_JSON_HEADERS: Final = ((b"content-type", b"application/json"),)
 _REMARKS_OK: Final = "Message Submitted Sucessfully"
 _ACCEPTED_TEMPLATE: Final = (
     '{"message_id":%d,"status":"S","remarks":"' + _REMARKS_OK + '","uid":%s}'
 )
-_NOT_FOUND: Final = {"status": "F", "remarks": "Record not found"}
-_DELIVERED: Final = (("Delivered", 1.0),)
-
-
-@attrs.frozen
-class Message:
-    """One message the gateway accepted.
-
-    Attributes:
-        message_id: the id the gateway gave it (an int; the answer carries it as a JSON number).
-        api_id: the account that sent it.
-        sms_type, encoding, sender_id, phonenumber, textmessage: as received.
-        uid: the caller's id, or None when the request carried none.
-        callback_url: where its delivery report goes, or None.
-        method: "GET" or "POST".
-        accepted_at: the model's `clock` when it was accepted (not shown by `to_json()`).
-    """
-
-    message_id: int
-    api_id: str
-    sms_type: str
-    encoding: str
-    sender_id: str
-    phonenumber: str
-    textmessage: str
-    uid: str | None
-    callback_url: str | None
-    method: str
-    accepted_at: float = attrs.field(default=0.0, eq=False, repr=False)
-
-    def to_json(self) -> dict[str, Any]:
-        """The message as a JSON-ready dict (the password is never kept, so never shown)."""
-        return attrs.asdict(self, filter=_shown)
-
-
-def _shown(attribute: attrs.Attribute[Any], value: object) -> bool:
-    # A reading of a monotonic clock means nothing outside the process.
-    return attribute.name != "accepted_at"
-
-
-@attrs.frozen
-class Reply:
-    """What the gateway answers to one request.
-
-    Attributes:
-        status: the HTTP status.
-        body: the encoded body.
-        headers: header pairs, as bytes (the ASGI form).
-        accepted: the message the request left accepted, or None.
-    """
-
-    status: int
-    body: bytes
-    headers: tuple[tuple[bytes, bytes], ...] = _JSON_HEADERS
-    accepted: Message | None = None
-
-
-def _json_reply(payload: object, status: int = 200) -> Reply:
-    return Reply(status, json.dumps(payload, separators=(",", ":")).encode())
-
-
-def delivery_report(message: Message, status: str = "Delivered") -> dict[str, str | None]:
-    """The delivery report (DLR) the gateway pushes to `message.callback_url`.
-
-    The gateway family's format: `message_id` is a string there, `DLRStatus` a word such as
-    "Delivered", "Failed", "Undeliverable".
-    """
-    return {
-        "uid": message.uid,
-        "message_id": str(message.message_id),
-        "DLRStatus": status,
-        "PhoneNumber": message.phonenumber,
-    }
-
-
-def is_lookup_path(path: str) -> bool:
-    """Whether `path` is one of the read-only lookups (`GetDeliveryStatus`, `CheckBalance`)."""
-    return path.lower() in LOOKUP_PATHS
 
 
 def _accounts(accounts: Mapping[str, str]) -> dict[str, str]:
@@ -191,10 +123,6 @@ def _finite(instance: object, attribute: attrs.Attribute[float], value: float) -
 def _not_negative(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
     if not value >= 0:
         raise ValueError(f"{attribute.name}: expected >= 0, got {value!r}")
-
-
-class _Refused(Exception):
-    """A request the gateway answers with `status: "F"`; the text is its remarks."""
 
 
 # Plain attribute assignment: the counters change on every request, and attrs' validating
@@ -233,7 +161,7 @@ class GatewayModel:
     balance: float = attrs.field(default=DEFAULT_BALANCE, converter=float, validator=_finite)
     currency: str = DEFAULT_CURRENCY
     dlr_statuses: tuple[tuple[str, float], ...] = attrs.field(
-        default=_DELIVERED, converter=_statuses
+        default=DEFAULT_DLR_STATUSES, converter=_statuses
     )
     seed: int | None = None
     clock: Callable[[], float] = time.monotonic
@@ -290,10 +218,9 @@ class GatewayModel:
         The draw depends only on the seed and the message id, so the delivery report pushed
         and every lookup of the message carry the same word.
         """
-        if len(self._status_words) == 1:
-            return self._status_words[0]
-        draw = random.Random(f"{self.seed}:{message.message_id}")
-        return draw.choices(self._status_words, self._status_weights)[0]
+        return draw_delivery_status(
+            self.seed, message.message_id, self._status_words, self._status_weights
+        )
 
     def stats(self) -> dict[str, Any]:
         """The counters, as a JSON-ready dict.
@@ -338,64 +265,37 @@ class GatewayModel:
         other methods 405.
         """
         lowered = path.lower()
-        if lowered == SEND_SMS_PATH.lower() or lowered in LOOKUP_PATHS:
+        if lowered == SEND_PATH or lowered in LOOKUP_PATHS:
             if method not in ("GET", "POST"):
-                return _json_reply({"detail": "method not allowed"}, 405)
-            params = self.parse(method, query, body, content_type)
-            if lowered == DELIVERY_STATUS_PATH.lower():
+                return json_reply({"detail": "method not allowed"}, 405)
+            params = read_params(method, query, body, content_type)
+            if lowered == DELIVERY_STATUS:
                 return self.look_up(params)
-            if lowered == BALANCE_PATH.lower():
+            if lowered == BALANCE:
                 return self.check_balance(params)
             return self.submit(params, method=method)
         if method == "GET" and path == STATS_PATH:
-            return _json_reply(self.stats())
+            return json_reply(self.stats())
         if method == "GET" and path == MESSAGES_PATH:
-            return _json_reply(self._messages_page(query))
+            return json_reply(self._messages_page(query))
         if method == "GET" and path == UIDS_PATH:
-            return _json_reply({"record": self.record, "uids": dict(self.uids)})
-        return _json_reply({"detail": "not found"}, 404)
+            return json_reply({"record": self.record, "uids": dict(self.uids)})
+        return json_reply({"detail": "not found"}, 404)
 
-    @staticmethod
-    def parse(
-        method: str, query: bytes | str, body: bytes, content_type: str = ""
-    ) -> Mapping[str, object] | None:
-        """The request's parameters, or None when the body cannot be read.
-
-        Query-string parameters come first; a POST body's parameters override them.
-        """
-        if isinstance(query, bytes):
-            query = query.decode("latin-1")
-        params: dict[str, object] = dict(parse_qsl(query, keep_blank_values=True)) if query else {}
-        if method != "POST" or not body:
-            return params
-        if content_type.startswith("application/x-www-form-urlencoded"):
-            try:
-                params.update(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
-            except UnicodeDecodeError:
-                return None
-            return params
-        try:
-            decoded = json.loads(body)
-        except ValueError:
-            return None
-        if not isinstance(decoded, dict):
-            return None
-        params.update(decoded)
-        return params
+    #: The request's parameters, or None when the body cannot be read (see `read_params`).
+    parse = staticmethod(read_params)
 
     def submit(self, params: Mapping[str, object] | None, *, method: str = "POST") -> Reply:
         """Validate SendSMS parameters and accept the message, or refuse it with `"F"`."""
         self.requests += 1
-        uid = _text_or_none(params.get("uid")) or None if params is not None else None
+        uid = uid_of(params)
         try:
             if params is None:
-                raise _Refused("Invalid request: the body is not a JSON object")
-            message = self._accept(params, uid, method)
-        except _Refused as refused:
+                raise Refused("Invalid request: the body is not a JSON object")
+            message = self._accept(read_send_request(params, self.accounts), uid, method)
+        except Refused as refused:
             self.failed += 1
-            return _json_reply(
-                {"message_id": None, "status": "F", "remarks": str(refused), "uid": uid}
-            )
+            return refusal(str(refused), uid)
         # The hot path of every benchmark: one format instead of a json.dumps of a dict.
         body = _ACCEPTED_TEMPLATE % (message.message_id, json.dumps(uid) if uid else "null")
         return Reply(200, body.encode(), accepted=message)
@@ -408,26 +308,20 @@ class GatewayModel:
         checked as SendSMS checks them, and refused alike.
         """
         self.lookups += 1
-        uid = _text_or_none(params.get("uid")) or None if params is not None else None
-        refused = self._refusal(params, uid)
-        if refused is not None:
-            return refused
+        uid = uid_of(params)
+        try:
+            check_credentials(params, self.accounts)
+        except Refused as refused:
+            return refusal(str(refused), uid)
         assert params is not None
         if self.record != "messages":
-            return _json_reply(
+            return json_reply(
                 {"detail": f"GetDeliveryStatus needs record='messages' (not {self.record!r})"},
                 501,
             )
-        wanted_id = (_text_or_none(params.get("message_id")) or "").strip()
+        wanted_id = (text_or_none(params.get("message_id")) or "").strip()
         if not wanted_id and uid is None:
-            return _json_reply(
-                {
-                    "message_id": None,
-                    "status": "F",
-                    "remarks": "Missing parameter: message_id or uid",
-                    "uid": None,
-                }
-            )
+            return refusal("Missing parameter: message_id or uid", None)
         message: Message | None
         if wanted_id:
             message = None
@@ -440,103 +334,26 @@ class GatewayModel:
             message = self._first_by_uid.get(uid)
         now = self.clock()
         if message is None or now - message.accepted_at < self.lookup_lag:
-            return _json_reply(_NOT_FOUND)
-        return _json_reply(self._status_record(message, now))
+            return json_reply(NOT_FOUND)
+        record = status_record(message, now - message.accepted_at, self.delivery_status(message))
+        return json_reply(record)
 
     def check_balance(self, params: Mapping[str, object] | None) -> Reply:
         """Answer `CheckBalance`: `{"BalanceAmount": ..., "CurrenceCode": ...}` (sic)."""
         self.balance_checks += 1
-        refused = self._refusal(params, None)
-        if refused is not None:
-            return refused
-        amount: float | int = self.balance
-        if self.balance.is_integer():
-            amount = int(self.balance)
-        return _json_reply({"BalanceAmount": amount, "CurrenceCode": self.currency})
-
-    def _refusal(self, params: Mapping[str, object] | None, uid: str | None) -> Reply | None:
-        """SendSMS's answer to a body it cannot read or to bad credentials; None if they pass."""
         try:
-            if params is None:
-                raise _Refused("Invalid request: the body is not a JSON object")
-            values = {}
-            for name in ("api_id", "api_password"):
-                value = _text_or_none(params.get(name))
-                if value is None or not value.strip():
-                    raise _Refused(f"Missing parameter: {name}")
-                values[name] = value
-            if self.accounts.get(values["api_id"]) != values["api_password"]:
-                raise _Refused("Invalid API credentials")
-        except _Refused as refused:
-            return _json_reply(
-                {"message_id": None, "status": "F", "remarks": str(refused), "uid": uid}
-            )
-        return None
+            check_credentials(params, self.accounts)
+        except Refused as refused:
+            return refusal(str(refused), None)
+        return json_reply(balance_answer(self.balance, self.currency))
 
-    def _status_record(self, message: Message, now: float) -> dict[str, Any]:
-        """The family's `GetDeliveryStatus` record of `message`, as looked up at `now`."""
-        try:
-            info = text_info(message.textmessage, "U" if "U" in message.encoding else "T")
-        except ValueError:  # encoding "T" with characters outside GSM: the gateway took it
-            info = text_info(message.textmessage, "U")
-        # The clock may be a test's own: date the message by the time elapsed on it.
-        sent = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(
-            seconds=max(0.0, now - message.accepted_at)
-        )
-        return {
-            "message_id": str(message.message_id),
-            "uid": message.uid,
-            "PhoneNumber": message.phonenumber,
-            "SMSMessage": message.textmessage,
-            "MessageType": message.encoding,
-            "MessageLength": info.units,
-            "MessageParts": info.parts,
-            "ClientCost": info.parts * COST_PER_PART,
-            "DLRStatus": self.delivery_status(message),
-            "SMSID": str(message.message_id),
-            "ErrorCode": "000",
-            "ErrorDescription": "",
-            "SentDateUTC": sent.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "Remarks": "",
-        }
-
-    def _accept(self, params: Mapping[str, object], uid: str | None, method: str) -> Message:
-        values: dict[str, str] = {}
-        for name in _REQUIRED:
-            raw = params.get(name)
-            value = _text_or_none(raw)
-            if raw is None or (value is not None and not value.strip()):
-                raise _Refused(f"Missing parameter: {name}")
-            if value is None:
-                raise _Refused(f"Invalid parameter: {name} (expected a string)")
-            values[name] = value
-        if self.accounts.get(values["api_id"]) != values["api_password"]:
-            raise _Refused("Invalid API credentials")
-        sms_type = values["sms_type"].upper()
-        if sms_type not in _SMS_TYPES:
-            raise _Refused("Invalid parameter: sms_type (expected P or T)")
-        encoding = values["encoding"].upper()
-        if encoding not in _ENCODINGS:
-            raise _Refused("Invalid parameter: encoding (expected T, U, FS or UFS)")
-        if not _SENDER_ID.fullmatch(values["sender_id"]):
-            raise _Refused("Invalid parameter: sender_id")
-        if not _PHONENUMBER.fullmatch(values["phonenumber"]):
-            raise _Refused("Invalid parameter: phonenumber (country code and number, digits)")
-        callback_url = _text_or_none(params.get("callback_url")) or None
-        if callback_url is not None and not _is_http_url(callback_url):
-            raise _Refused("Invalid parameter: callback_url")
+    def _accept(self, request: SendRequest, uid: str | None, method: str) -> Message:
         message = Message(
             message_id=self._next_id,
-            api_id=values["api_id"],
-            sms_type=sms_type,
-            encoding=encoding,
-            sender_id=values["sender_id"],
-            phonenumber=values["phonenumber"],
-            textmessage=values["textmessage"],
             uid=uid,
-            callback_url=callback_url,
             method=method,
             accepted_at=self.clock(),
+            **attrs.asdict(request, recurse=False),
         )
         self._next_id += 1
         self.accepted += 1
@@ -560,20 +377,3 @@ class GatewayModel:
         if wanted is not None:
             selected = (m for m in self.messages if m.uid == wanted)
         return {"record": self.record, "messages": [m.to_json() for m in selected]}
-
-
-def _text_or_none(value: object) -> str | None:
-    """A parameter as text: JSON numbers are taken as their digits, anything else is None."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return None
-
-
-def _is_http_url(value: str) -> bool:
-    try:
-        parts = urlsplit(value)
-    except ValueError:
-        return False
-    return parts.scheme in ("http", "https") and bool(parts.hostname)

@@ -19,3 +19,18 @@ def test_exceptions_form_one_tree() -> None:
     assert issubclass(haorui_async.Rejected, haorui_async.NotSent)
     assert haorui_async.OutcomeUnknown.may_have_been_sent is True
     assert haorui_async.NotSent.may_have_been_sent is False
+
+
+def test_importing_the_package_imports_neither_the_fast_backend_nor_the_command_line() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, haorui_async; "
+        "print(sorted(m for m in sys.modules if m.startswith(('haorui_async.cli', "
+        "'haorui_async.testing', 'haorui_async._backends._fast', 'httptools'))))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "[]"

@@ -16,7 +16,7 @@ import uvicorn
 
 from haorui_async import AsyncSender, RetryPolicy
 from haorui_async.testing import DEMO_API_ID, DEMO_API_PASSWORD, DEMO_SENDER_ID
-from haorui_async.testing._server import _listening_socket
+from haorui_async.testing._listener import listening_socket
 from haorui_async.testing.pytest_plugin import (  # noqa: F401  (fixtures, and the marker)
     emulator,
     fake_gateway,
@@ -97,7 +97,7 @@ async def report_recorder() -> AsyncIterator[ReportRecorder]:
     recorder = ReportRecorder()
     # The emulator's own listening socket: one made by `socket.socket()` would leave Nagle's
     # algorithm on under asyncio, and each report would wait ~40 ms for a delayed ACK.
-    sock = _listening_socket(socket.AF_INET, "127.0.0.1", 0)
+    sock = listening_socket(socket.AF_INET, "127.0.0.1", 0)
     recorder.url = f"http://127.0.0.1:{sock.getsockname()[1]}/dlr"
     config = uvicorn.Config(recorder, lifespan="off", log_config=None, access_log=False)
     config.load()
