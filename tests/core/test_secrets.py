@@ -1,4 +1,5 @@
-"""The password never appears in a repr, an exception, a traceback or a log record."""
+"""The password never appears in a repr, an exception, a traceback or a log record, in sends
+and in lookups alike."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 import logging
 import pickle
 import traceback
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from urllib.parse import quote, quote_plus
 
 import httpx
@@ -16,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from haorui_async import RetryPolicy, SendError
+from haorui_async._lookup import LookupFailed
 from haorui_async._secrets import Secret, install_library_log_filter, scrub
 
 from .._kit import make_test_sender
@@ -79,16 +81,22 @@ async def _exercise(password: str, method: str, use_client: bool) -> list[str]:
             client=client,
         )
         texts.append(repr(sender))
-        try:
-            async with sender:
-                result = await sender.send("8613912345678", "hi", uid=name.replace(" ", "-"))
-            texts.append(repr(result))
-        except SendError as exc:
-            texts.extend([str(exc), repr(exc), repr(exc.args), repr(exc.__dict__)])
-            texts.append("".join(traceback.format_exception(exc)))
-        finally:
-            if client is not None:
-                await client.aclose()
+        async with sender:
+            uid = name.replace(" ", "-")
+            # A send, and the lookups of reconciliation, through the same failure.
+            calls: list[Awaitable[object]] = [
+                sender.send("8613912345678", "hi", uid=uid),
+                sender.get_delivery_status(uid=uid),
+                sender.check_balance(),
+            ]
+            for call in calls:
+                try:
+                    texts.append(repr(await call))
+                except (SendError, LookupFailed) as exc:
+                    texts.extend([str(exc), repr(exc), repr(exc.args), repr(exc.__dict__)])
+                    texts.append("".join(traceback.format_exception(exc)))
+        if client is not None:
+            await client.aclose()
     return texts
 
 
