@@ -14,7 +14,9 @@ Answers are read raw (never decoded) and within `MAX_ANSWER_BODY`.
 from __future__ import annotations
 
 import asyncio
+import math
 import ssl
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -23,10 +25,63 @@ import httpx
 from .. import _defaults as defaults
 from .._tls import verifying_context
 from . import Answer, Request, intercepted
-from ._pool import timeout_at
 from ._transport import DEADLINE_EXTENSION, PoolTransport, _HeldStream
 
 __all__ = ["HttpxBackend", "read_capped"]
+
+
+class _Deadlines:
+    """One timer for the deadlines of every exchange through a caller's transport.
+
+    An `asyncio.timeout_at` per send would create and cancel a timer handle per send; sends of
+    one sender mostly end in the order they started, so a single timer, armed at the earliest
+    deadline watched, is re-armed only when that deadline passes. A task past its deadline is
+    cancelled, and `expired()` tells that cancellation from any other.
+    """
+
+    __slots__ = ("_expired", "_timer", "_watched", "_when")
+
+    def __init__(self) -> None:
+        self._watched: dict[asyncio.Task[Any], float] = {}
+        self._expired: set[asyncio.Task[Any]] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        self._when = math.inf
+
+    def watch(self, task: asyncio.Task[Any], deadline: float) -> None:
+        self._watched[task] = deadline
+        if deadline < self._when:
+            self._arm(deadline)
+
+    def unwatch(self, task: asyncio.Task[Any]) -> None:
+        self._watched.pop(task, None)
+        # A cancellation the transport swallowed is undone too.
+        self.expired(task)
+
+    def expired(self, task: asyncio.Task[Any]) -> bool:
+        """Whether `task` was cancelled by its deadline (then that cancellation is undone)."""
+        if task not in self._expired:
+            return False
+        self._expired.discard(task)
+        if sys.version_info >= (3, 11):
+            task.uncancel()
+        return True
+
+    def _arm(self, when: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._when = when
+        self._timer = asyncio.get_running_loop().call_at(when, self._fire)
+
+    def _fire(self) -> None:
+        self._timer, self._when = None, math.inf
+        now = asyncio.get_running_loop().time()
+        for task, deadline in list(self._watched.items()):
+            if deadline <= now:
+                del self._watched[task]
+                self._expired.add(task)
+                task.cancel()
+        if self._watched:
+            self._arm(min(self._watched.values()))
 
 
 class _Progress:
@@ -130,6 +185,7 @@ class HttpxBackend:
             # with the URL) does nothing for a SendSMS call: the request goes to the pool.
             self._send = transport.handle_async_request
         self._stand_in: HttpxBackend | None = None
+        self._deadlines = _Deadlines()
 
     def url(self, target: bytes) -> httpx.URL:
         """The URL of `target` on the gateway (a POST's is the same for every message, and
@@ -169,14 +225,20 @@ class HttpxBackend:
             )
         progress = _Progress()
         http_request.extensions["trace"] = progress
+        task = asyncio.current_task()
+        assert task is not None
+        self._deadlines.watch(task, deadline)
         try:
-            async with timeout_at(deadline):
-                response = await self._send(http_request)
-                body = await read_capped(response)
-        except TimeoutError:
+            response = await self._send(http_request)
+            body = await read_capped(response)
+        except asyncio.CancelledError:
+            if not self._deadlines.expired(task):
+                raise
             if progress.traced and not progress.written:
                 raise httpx.PoolTimeout("the send's deadline passed before the request") from None
             raise httpx.ReadTimeout("the send's deadline passed during the exchange") from None
+        finally:
+            self._deadlines.unwatch(task)
         return Answer(response.status_code, response.headers.raw, body)
 
     def _mocked(self) -> HttpxBackend:
