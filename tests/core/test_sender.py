@@ -414,3 +414,44 @@ async def test_a_pause_past_the_deadline_after_a_slot_wait_gives_the_slot_back(
         # A later send (a fresh deadline) waits out the pause and finds the slot free.
         result = await sender.send("8613912345678", "after the pause")
     assert result.ok
+
+
+async def test_a_callers_transport_that_never_answers_ends_at_the_deadline_as_unknown() -> None:
+    never = asyncio.Event()
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        await never.wait()
+        raise AssertionError("unreachable")
+
+    async def send(sender: AsyncSender, n: int) -> tuple[BaseException | None, int]:
+        try:
+            await sender.send("8613912345678", "hi", uid=f"d-{n}")
+        except OutcomeUnknown as exc:
+            error: BaseException | None = exc
+        else:
+            error = None
+        # The deadline's cancellation is undone: the sending task is not left cancelling
+        # (Task.cancelling() is Python 3.11's; before it there is nothing to undo).
+        return error, getattr(asyncio.current_task(), "cancelling", lambda: 0)()
+
+    async with make_test_sender(transport=httpx.MockTransport(handler), deadline=0.05) as sender:
+        results = await asyncio.gather(*(send(sender, n) for n in range(5)))
+    assert all(isinstance(error, OutcomeUnknown) for error, _ in results), results
+    assert all("deadline" in str(error) for error, _ in results)
+    assert [cancelling for _, cancelling in results] == [0] * 5
+
+
+async def test_cancelling_a_send_on_a_callers_transport_is_a_cancellation_not_a_timeout() -> None:
+    started = asyncio.Event()
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        started.set()
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    async with make_test_sender(transport=httpx.MockTransport(handler)) as sender:
+        task = asyncio.ensure_future(sender.send("8613912345678", "hi"))
+        await started.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
