@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 from collections.abc import Awaitable, Callable
 from typing import Protocol, runtime_checkable
 
@@ -52,20 +51,6 @@ def local_limiter(rate: float) -> Limiter:
     burst = max(1.0, rate * defaults.RATE_LIMIT_BURST)
     limiter: Limiter = AsyncLimiter(burst, burst / rate)
     return limiter
-
-
-if sys.version_info >= (3, 11):
-
-    async def _acquire_before(semaphore: asyncio.Semaphore, deadline: float) -> None:
-        # A timer handle: wait_for would start a task per waiting send.
-        async with asyncio.timeout_at(deadline):
-            await semaphore.acquire()
-
-else:  # pragma: no cover - Python 3.10
-
-    async def _acquire_before(semaphore: asyncio.Semaphore, deadline: float) -> None:
-        loop = asyncio.get_running_loop()
-        await asyncio.wait_for(semaphore.acquire(), deadline - loop.time())
 
 
 class Admission:
@@ -113,8 +98,9 @@ class Admission:
             await slots.acquire()
             return
         try:
-            await _acquire_before(slots, deadline)
-        except (asyncio.TimeoutError, TimeoutError):
+            async with timeout_at(deadline):
+                await slots.acquire()
+        except TimeoutError:
             raise Late(f"no free slot among {self.max_concurrency} before the deadline") from None
         if self.paused_until > loop.time():
             # A 429 arrived while this send waited for its slot.

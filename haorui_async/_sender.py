@@ -170,7 +170,6 @@ class AsyncSender(LookupsMixin):
         # log through httpx and httpcore: keep the password out of their records.
         install_library_log_filter(self._password)
         self._backend = make_backend(config, transport=transport, client=client)
-        self._client: httpx.AsyncClient = self._backend.client
         self._admission = Admission(config.max_concurrency, limiter, sleep)
         self._sleep = sleep
         self._clock = clock
@@ -213,7 +212,7 @@ class AsyncSender(LookupsMixin):
     @property
     def client(self) -> httpx.AsyncClient:
         """The `httpx.AsyncClient` the default backend sends through (the caller's, if given)."""
-        return self._client
+        return self._backend.client
 
     @property
     def closed(self) -> bool:

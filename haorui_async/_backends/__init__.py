@@ -80,8 +80,10 @@ class Backend(Protocol):
     """What the sender needs of a backend."""
 
     name: str
-    #: The httpx client behind it (the caller's, where one was given).
-    client: httpx.AsyncClient
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        """The httpx client behind it (the caller's, where one was given)."""
 
     async def exchange(self, request: Request, deadline: float) -> Answer:
         """Send `request` and read its answer, all before `deadline` (event-loop time).

@@ -52,18 +52,30 @@ class FastBackend:
             raise _exceptions.ConfigurationError(f"headers: {exc}") from None
         self._methods = {"POST": b"POST", "GET": b"GET"}
         self._timeouts: dict[str, float | None] = dict(timeout.as_dict())
-        self._stand_in = HttpxBackend(
-            base_url,
-            headers=headers,
-            timeout=timeout,
-            max_connections=max_connections,
-            ssl_context=ssl_context,
-        )
-        self.client = self._stand_in.client
+        # Built when first needed (a mocked test, or `client`): it loads a CA bundle of its own.
+        self._stand_in_options = {
+            "headers": headers,
+            "timeout": timeout,
+            "max_connections": max_connections,
+            "ssl_context": ssl_context,
+        }
+        self._base_url = base_url
+        self._stand_in: HttpxBackend | None = None
+
+    @property
+    def stand_in(self) -> HttpxBackend:
+        """The default backend this one steps aside for while httpx is mocked."""
+        if self._stand_in is None:
+            self._stand_in = HttpxBackend(self._base_url, **self._stand_in_options)  # type: ignore[arg-type]  # typed above
+        return self._stand_in
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        return self.stand_in.client
 
     async def exchange(self, request: Request, deadline: float) -> Answer:
         if intercepted():
-            return await self._stand_in.exchange(request, deadline)
+            return await self.stand_in.exchange(request, deadline)
         method = self._methods[request.method]
         data = encode_request(method, request.target, self._block, request.body)
         answer, conn = await self._pool.exchange(data, method, self._timeouts, deadline)
@@ -71,4 +83,5 @@ class FastBackend:
 
     async def aclose(self) -> None:
         await self._pool.aclose()
-        await self._stand_in.aclose()
+        if self._stand_in is not None:
+            await self._stand_in.aclose()
