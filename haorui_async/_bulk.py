@@ -105,8 +105,10 @@ class _Run:
         concurrency: int,
         window: int,
         grace: float,
+        reconcile_unknown: bool | None,
     ) -> None:
         self.sender = sender
+        self.reconcile_unknown = reconcile_unknown
         self.messages = messages
         self.ordered = ordered
         self.concurrency = concurrency
@@ -197,7 +199,9 @@ class _Run:
         assert task is not None
         self.sending.add(task)
         try:
-            result = await self.sender.send_message(item)
+            result = await self.sender.send_message(
+                item, reconcile_unknown=self.reconcile_unknown
+            )
         except (SendError, InvalidMessage, SenderClosed) as exc:
             self.deliver(Outcome(index, item, error=exc))
         except asyncio.CancelledError:
@@ -337,6 +341,7 @@ def send_many(
     concurrency: int | None = None,
     window: int | None = None,
     grace: float = defaults.DEFAULT_GRACE,
+    reconcile_unknown: bool | None = None,
 ) -> BulkSend:
     """Send every message of `messages` through `sender`, yielding one `Outcome` per item.
 
@@ -354,6 +359,11 @@ def send_many(
         window: messages started and not yet yielded at most (what memory is bounded by);
             default: twice `concurrency`. A consumer that does not keep up slows the sends.
         grace: seconds that sends in flight may take to finish after an early stop.
+        reconcile_unknown: reconcile each attempt that ends in an unknown outcome
+            (`AsyncSender.reconcile()`) before giving it an outcome: found accepted, it is
+            "sent" (its `SendResult` marked `reconciled`); provably not accepted, sent again;
+            else "unknown". Default: the sender's option of that name. A message being
+            reconciled keeps its worker for up to twice `reconcile_settle`.
 
     Raises:
         TypeError: `messages` is not an iterable, or is a single `str`, `bytes` or `SMS`.
@@ -386,6 +396,7 @@ def send_many(
         concurrency=min(size, limit),
         window=limit,
         grace=float(grace),
+        reconcile_unknown=reconcile_unknown,
     )
     return BulkSend(run)
 

@@ -13,16 +13,23 @@ After a crash, a row in the journal is in one of two states:
 
 Rows are journaled in input order, so every row after the journal's last one was never
 attempted.
+
+Each row also keeps when it was last attempted (wall-clock seconds, so a later run can tell how
+long a record has had to appear at the gateway) and the latest delivery report applied to its
+uid (`record_report`): proof that the gateway took the message, and its delivery state. The
+job's secret report token lives in the `meta` table (`report_token`).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import attrs
 
@@ -35,8 +42,11 @@ __all__ = ["Journal", "JournalRow"]
 #: rows then count as unknown, never as unsent.
 OUTCOME_BATCH: Final = 1000
 OUTCOME_MAX_AGE: Final = 0.5
-#: The journal's layout; a journal of another version is refused rather than misread.
-SCHEMA_VERSION: Final = "1"
+#: Rows read per query by `Journal.rows()`.
+READ_PAGE: Final = 1000
+#: The journal's layout; a journal of another version is refused rather than misread
+#: (version 1, without attempt times and reports, is brought up to date in place).
+SCHEMA_VERSION: Final = "2"
 
 ATTEMPTING: Final = "attempting"
 DONE: Final = "done"
@@ -49,8 +59,19 @@ CREATE TABLE IF NOT EXISTS rows (
     uid TEXT,
     state TEXT NOT NULL,
     kind TEXT,
-    outcome TEXT
+    outcome TEXT,
+    attempted_at REAL,
+    report TEXT,
+    delivery TEXT
 );
+CREATE INDEX IF NOT EXISTS rows_by_uid ON rows (uid);
+"""
+_UPGRADE_FROM_1: Final = """
+ALTER TABLE rows ADD COLUMN attempted_at REAL;
+ALTER TABLE rows ADD COLUMN report TEXT;
+ALTER TABLE rows ADD COLUMN delivery TEXT;
+CREATE INDEX IF NOT EXISTS rows_by_uid ON rows (uid);
+UPDATE meta SET value = '2' WHERE key = 'version';
 """
 
 
@@ -65,6 +86,9 @@ class JournalRow:
         state: "attempting" (may have gone out, no outcome) or "done".
         kind: the outcome's kind ("sent", "failed", ...) once done.
         outcome: the outcome as one line of JSON, once done.
+        attempted_at: when the row was last journaled as attempting (`time.time()`), if ever.
+        report: the fields of the latest delivery report for its uid, if one came.
+        delivery: that report's delivery state ("delivered", "failed", "pending", ...).
     """
 
     row: int
@@ -73,6 +97,9 @@ class JournalRow:
     state: str
     kind: str | None
     outcome: str | None
+    attempted_at: float | None = None
+    report: Mapping[str, Any] | None = None
+    delivery: str | None = None
 
 
 class Journal:
@@ -104,13 +131,28 @@ class Journal:
         self.commits = 0
         self._pending: list[tuple[int, int, str | None, str, str]] = []
         self._pending_since = 0.0
+        self._pending_reports: dict[str, tuple[str, str | None]] = {}
+        self._db = sqlite3.connect(os.fspath(path), isolation_level=None)
         try:
-            self._db = sqlite3.connect(os.fspath(path), isolation_level=None)
+            self._open(fingerprint)
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _open(self, fingerprint: str) -> None:
+        path = self.path
+        try:
             self._db.execute("PRAGMA journal_mode=WAL")
             # FULL: a committed batch survives a power loss too, not only a killed process.
             self._db.execute("PRAGMA synchronous=FULL")
+            meta = self._meta()
+            if meta.get("version") == "1":
+                with self._transaction():
+                    for statement in _UPGRADE_FROM_1.strip().split(";\n"):
+                        self._db.execute(statement)
+                meta = self._meta()
             self._db.executescript(_SCHEMA)
-            meta = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+            meta = self._meta()
         except sqlite3.DatabaseError as exc:
             raise ConfigurationError(f"journal {path}: not a usable journal ({exc})") from None
         if not meta:
@@ -120,17 +162,23 @@ class Journal:
                     [("version", SCHEMA_VERSION), ("fingerprint", fingerprint)],
                 )
         elif meta.get("version") != SCHEMA_VERSION:
-            self._db.close()
             raise ConfigurationError(
                 f"journal {path}: layout version {meta.get('version')!r}, "
                 f"expected {SCHEMA_VERSION!r}"
             )
         elif meta.get("fingerprint") != fingerprint:
-            self._db.close()
             raise ConfigurationError(
                 f"journal {path}: it records a different input file; give another --journal "
                 "path to start a new job"
             )
+
+    def _meta(self) -> dict[str, str]:
+        tables = self._db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+        ).fetchall()
+        if not tables:
+            return {}
+        return dict(self._db.execute("SELECT key, value FROM meta").fetchall())
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self)
@@ -143,12 +191,71 @@ class Journal:
         return int(value)
 
     def rows(self) -> Iterator[JournalRow]:
-        """Every journaled row, in row order (read lazily)."""
-        cursor = self._db.execute(
-            "SELECT row, line, uid, state, kind, outcome FROM rows ORDER BY row"
-        )
-        for row, line, uid, state, kind, outcome in cursor:
-            yield JournalRow(row, line, uid, state, kind, outcome)
+        """Every journaled row, in row order, read a page at a time: no query is left open
+        while the caller writes to the journal between two rows."""
+        after = 0
+        while True:
+            page = self._db.execute(
+                "SELECT row, line, uid, state, kind, outcome, attempted_at, report, delivery "
+                "FROM rows WHERE row > ? ORDER BY row LIMIT ?",
+                (after, READ_PAGE),
+            ).fetchall()
+            for row, line, uid, state, kind, outcome, attempted_at, report, delivery in page:
+                fields = None if report is None else json.loads(report)
+                yield JournalRow(
+                    row, line, uid, state, kind, outcome, attempted_at, fields, delivery
+                )
+            if len(page) < READ_PAGE:
+                return
+            after = page[-1][0]
+
+    def has_uid(self, uid: str) -> bool:
+        """Whether a row of this job was attempted with `uid` (its request may have gone out)."""
+        found = self._db.execute(
+            "SELECT 1 FROM rows WHERE uid = ? AND (state = 'attempting' OR kind != 'invalid') "
+            "LIMIT 1",
+            (uid,),
+        ).fetchone()
+        return found is not None
+
+    def report_for(self, uid: str) -> Mapping[str, Any] | None:
+        """The fields of the latest delivery report recorded for `uid`, or None."""
+        pending = self._pending_reports.get(uid)
+        if pending is not None:
+            fields: Mapping[str, Any] = json.loads(pending[0])
+            return fields
+        found = self._db.execute(
+            "SELECT report FROM rows WHERE uid = ? AND report IS NOT NULL LIMIT 1", (uid,)
+        ).fetchone()
+        return None if found is None else json.loads(found[0])
+
+    def awaiting_reports(self, final: Iterable[str]) -> int:
+        """How many rows sent have no report in a state of `final` yet."""
+        self.flush()
+        states = list(final)
+        marks = ", ".join("?" * len(states))
+        (count,) = self._db.execute(
+            "SELECT COUNT(*) FROM rows WHERE state = 'done' AND kind = 'sent' "
+            f"AND (delivery IS NULL OR delivery NOT IN ({marks}))",
+            states,
+        ).fetchone()
+        return int(count)
+
+    def has_report_token(self) -> bool:
+        """Whether a run of this job made a report token (so it tracks delivery reports)."""
+        found = self._db.execute("SELECT 1 FROM meta WHERE key = 'token'").fetchone()
+        return found is not None
+
+    def report_token(self) -> str:
+        """The job's secret token for its callback URL: made on first use, then kept."""
+        found = self._db.execute("SELECT value FROM meta WHERE key = 'token'").fetchone()
+        if found is not None:
+            token: str = found[0]
+            return token
+        token = secrets.token_urlsafe(24)
+        with self._transaction():
+            self._db.execute("INSERT INTO meta (key, value) VALUES ('token', ?)", (token,))
+        return token
 
     # -- writing --------------------------------------------------------------------------
 
@@ -157,25 +264,41 @@ class Journal:
 
         Outcomes recorded since the last commit are committed in the same transaction.
         """
+        now = time.time()
         with self._transaction():
             self._write_pending()
             self._db.executemany(
-                "INSERT INTO rows (row, line, uid, state) VALUES (?, ?, ?, 'attempting') "
+                "INSERT INTO rows (row, line, uid, state, attempted_at) "
+                "VALUES (?, ?, ?, 'attempting', ?) "
                 "ON CONFLICT (row) DO UPDATE SET state = 'attempting', kind = NULL, "
-                "outcome = NULL",
-                attempts,
+                "outcome = NULL, uid = excluded.uid, attempted_at = excluded.attempted_at",
+                ((row, line, uid, now) for row, line, uid in attempts),
             )
 
     def record_outcome(self, row: int, line: int, uid: str | None, kind: str, outcome: str) -> None:
         """Record how `row` ended (committed with the next batch, or when the batch is due)."""
-        if not self._pending:
+        if not self._pending and not self._pending_reports:
             self._pending_since = time.monotonic()
         self._pending.append((row, line, uid, kind, outcome))
+        self._flush_if_due()
+
+    def _flush_if_due(self) -> None:
         if (
-            len(self._pending) >= self.outcome_batch
+            len(self._pending) + len(self._pending_reports) >= self.outcome_batch
             or time.monotonic() - self._pending_since >= self.outcome_max_age
         ):
             self.flush()
+
+    def record_report(
+        self, uid: str, fields: Mapping[str, Any], *, delivery: str | None = None
+    ) -> None:
+        """Record a delivery report for `uid`, in state `delivery` (committed as outcomes
+        are: with the next batch, or when the batch is due)."""
+        if not self._pending and not self._pending_reports:
+            self._pending_since = time.monotonic()
+        text = json.dumps(fields, ensure_ascii=False, default=str)
+        self._pending_reports[uid] = (text, delivery)
+        self._flush_if_due()
 
     def forget(self, rows: Iterable[int]) -> None:
         """Remove rows journaled as attempting whose request never went out (committed now),
@@ -188,12 +311,18 @@ class Journal:
                 )
 
     def flush(self) -> None:
-        """Commit the outcomes recorded so far."""
-        if self._pending:
+        """Commit the outcomes and reports recorded so far."""
+        if self._pending or self._pending_reports:
             with self._transaction():
                 self._write_pending()
 
     def _write_pending(self) -> None:
+        if self._pending_reports:
+            self._db.executemany(
+                "UPDATE rows SET report = ?, delivery = ? WHERE uid = ?",
+                [(text, state, uid) for uid, (text, state) in self._pending_reports.items()],
+            )
+            self._pending_reports = {}
         if self._pending:
             self._db.executemany(
                 "INSERT INTO rows (row, line, uid, state, kind, outcome) "

@@ -130,25 +130,31 @@ class LookupsMixin:
             await self._sleep(wait)
             attempt += 1
 
-    async def reconcile(self, what: OutcomeUnknown | SMS | str) -> Reconciliation:
+    async def reconcile(
+        self, what: OutcomeUnknown | SMS | str, *, age: float | None = None
+    ) -> Reconciliation:
         """Resolve an unknown outcome: was the message accepted? (`_reconcile` tells how.)
 
-        `what` is the `OutcomeUnknown` a send raised, the `SMS`, or its uid. Without the
-        error, the last attempt is taken to have been just now. The verdict "not_accepted" is
-        the only one that makes a resend safe.
+        `what` is the `OutcomeUnknown` a send raised, the `SMS`, or its uid. `age`: how many
+        seconds ago its last attempt ended, where the caller knows (a bulk job's journal
+        does); without it or the error, the last attempt is taken to have been just now. The
+        verdict "not_accepted" is the only one that makes a resend safe.
+
+        Raises:
+            ValueError: `age` is negative.
         """
-        return await self._reconcile(what, None)
+        if age is not None and not age >= 0:
+            raise ValueError(f"age: expected seconds >= 0, got {age!r}")
+        return await self._reconcile(what, None, age=age)
 
     async def _reconcile(
-        self, what: OutcomeUnknown | SMS | str, deadline: float | None
+        self, what: OutcomeUnknown | SMS | str, deadline: float | None, *, age: float | None = None
     ) -> Reconciliation:
         clock = self._clock or asyncio.get_running_loop().time
-        since = clock()
-        if isinstance(what, OutcomeUnknown):
-            uid = what.uid
-            since = what.ended_at if what.ended_at is not None else since
-        else:
-            uid = what.uid if isinstance(what, SMS) else what
+        since = clock() - (age or 0.0)
+        uid = what if isinstance(what, str) else what.uid
+        if isinstance(what, OutcomeUnknown) and age is None and what.ended_at is not None:
+            since = what.ended_at
 
         async def look_up(uid: str) -> DeliveryStatus | None:
             return await self.get_delivery_status(uid=uid)

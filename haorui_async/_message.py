@@ -127,7 +127,7 @@ def _uid(value: object) -> str:
     raise InvalidMessage("uid", value, "expected 1-100 printable ASCII characters, no spaces")
 
 
-def _callback_url(value: object) -> str | None:
+def check_callback_url(value: object) -> str | None:
     if value is None:
         return None
     if isinstance(value, str):
@@ -165,7 +165,7 @@ class SMS:
     encoding: str | None = attrs.field(default=None, kw_only=True, converter=check_encoding)
     sender_id: str | None = attrs.field(default=None, kw_only=True, converter=check_sender_id)
     uid: str = attrs.field(default=None, kw_only=True, converter=_uid)
-    callback_url: str | None = attrs.field(default=None, kw_only=True, converter=_callback_url)
+    callback_url: str | None = attrs.field(default=None, kw_only=True, converter=check_callback_url)
 
     def __attrs_post_init__(self) -> None:
         if self.encoding == "T":

@@ -286,8 +286,11 @@ class AsyncSender(LookupsMixin):
         )
         return await self.send_message(sms)
 
-    async def send_message(self, sms: SMS) -> SendResult:
-        """Send a prepared `SMS`. Raises as `send()` does."""
+    async def send_message(self, sms: SMS, *, reconcile_unknown: bool | None = None) -> SendResult:
+        """Send a prepared `SMS`. Raises as `send()` does.
+
+        `reconcile_unknown` overrides the sender's option of that name for this message.
+        """
         if self._state is not _State.OPENED:
             if self._state is _State.CLOSED:
                 raise SenderClosed("this AsyncSender is closed; create a new one")
@@ -296,6 +299,8 @@ class AsyncSender(LookupsMixin):
         clock = self._clock or loop.time
         config = self.config
         deadline = clock() + config.deadline
+        if reconcile_unknown is None:
+            reconcile_unknown = config.reconcile_unknown
         tracker = self.tracker
         if tracker is not None:
             if sms.callback_url is None and tracker.callback_url is not None:
@@ -311,7 +316,7 @@ class AsyncSender(LookupsMixin):
                 failure.ended_at = clock()
                 if (
                     isinstance(failure, OutcomeUnknown)
-                    and config.reconcile_unknown
+                    and reconcile_unknown
                     and not config.retry.retry_ambiguous
                 ):
                     found = await self._reconcile(failure, deadline)
@@ -339,15 +344,23 @@ class AsyncSender(LookupsMixin):
         concurrency: int | None = None,
         window: int | None = None,
         grace: float = defaults.DEFAULT_GRACE,
+        reconcile_unknown: bool | None = None,
     ) -> BulkSend:
         """Send many messages, at most `concurrency` at once; one `Outcome` per input.
 
         `async for outcome in sender.send_many(messages)`: outcomes come as sends complete
         (`ordered=True`: in input order). Memory is bounded by the concurrency, not by the
-        input's length. See `haorui_async._bulk.send_many` for stopping and cancellation.
+        input's length. See `haorui_async._bulk.send_many` for stopping, cancellation and
+        `reconcile_unknown`.
         """
         return _bulk.send_many(
-            self, messages, ordered=ordered, concurrency=concurrency, window=window, grace=grace
+            self,
+            messages,
+            ordered=ordered,
+            concurrency=concurrency,
+            window=window,
+            grace=grace,
+            reconcile_unknown=reconcile_unknown,
         )
 
     async def send_all(

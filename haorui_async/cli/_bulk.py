@@ -1,11 +1,18 @@
 """`haorui-async bulk`: send every row of a CSV file, crash-safe, resumable.
 
 Each row is journaled (`haorui_async._journal`) before its request can go out, and its outcome
-after. Running the same command again after a crash (even `kill -9`) sends every row never
-attempted, never sends again a row whose outcome is recorded, and lists the rows attempted
-without a recorded outcome as unknown (sent again only with `--resend-unknown`).
+after. Running the same command again after a crash (even `kill -9`) or a fixed fault finishes
+the job: it sends every row never attempted and every row that provably never reached the
+gateway, never sends again a row that was accepted, and lists the rows whose outcome is
+unknown; `--reconcile` settles those by delivery report or lookup (`cli/_bulk_job.py` has
+the table of what a rerun does with each row).
 
-The outcomes file is rewritten from the journal on every run: one JSON line per row.
+With `--callback-url` and `--listen`, the command serves a delivery report receiver while it
+runs (`cli/_reports.py`) and records each row's delivery state; `--collect-reports` serves it
+without sending anything.
+
+The outcomes file is written anew from the journal at the end of every run: one JSON line per
+row.
 
 Three rooms: `cli/_records.py` holds the CSV and JSON records (header, row to `SMS`, uids,
 the outcome line), without I/O; `cli/_bulk_job.py` the journaled run over `send_many()`; this
@@ -15,6 +22,7 @@ module the command itself: its options, opening the files, progress, signals, th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import sys
 import time
@@ -26,12 +34,14 @@ import click
 from .. import _defaults as defaults
 from .._exceptions import ConfigurationError, InvalidMessage
 from .._journal import Journal
+from .._message import check_callback_url
 from .._outcome import KINDS
 from . import _records as records
 from ._app import app
 from ._bulk_job import BulkJob
 from ._common import BadInput, credentials, credentials_option, sender_id_option
 from ._records import generated_uid
+from ._reports import DELIVERY_STATES, FINAL_STATES, JournalTracker, listen_address, serve_reports
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -90,7 +100,64 @@ def check_recipients(path: Path) -> records.RecipientsFile:
     help=(
         "Send again the rows an earlier run attempted without recording an outcome. "
         "RISKS DUPLICATES: such a row may have been sent already (the gateway has no "
-        "idempotency key); reconcile by uid with delivery reports first."
+        "idempotency key); --reconcile finds out instead."
+    ),
+)
+@click.option(
+    "--reconcile",
+    is_flag=True,
+    help=(
+        "Settle every row whose outcome is unknown by delivery report or lookup "
+        "(GetDeliveryStatus) before sending: accepted rows are recorded as sent, rows "
+        "provably not accepted are sent again. Sends of this run that end unknown are "
+        "reconciled the same way."
+    ),
+)
+@click.option(
+    "--reconcile-settle",
+    type=click.FloatRange(min=0, min_open=True),
+    default=defaults.DEFAULT_RECONCILE_SETTLE,
+    show_default=True,
+    help="Seconds a gateway record gets to appear before a lookup that finds nothing counts.",
+)
+@click.option(
+    "--retry-refused",
+    is_flag=True,
+    help=(
+        "Also send again the rows the gateway refused (failed, rejected), once the cause "
+        "(password, sender id, balance) is fixed. Rows never accepted for other reasons "
+        "(not_sent, invalid) are sent again without it."
+    ),
+)
+@click.option(
+    "--callback-url",
+    default=None,
+    metavar="URL",
+    help=(
+        "Where the gateway pushes delivery reports for rows without a callback_url of "
+        "their own; the job's secret token is added to it. Reaches the --listen address."
+    ),
+)
+@click.option(
+    "--listen",
+    callback=listen_address,
+    default=None,
+    metavar="HOST:PORT",
+    help="Serve a delivery report receiver on HOST:PORT while the command runs.",
+)
+@click.option(
+    "--collect-reports",
+    is_flag=True,
+    help="Send nothing: serve the receiver (--listen) and record the reports that come.",
+)
+@click.option(
+    "--reports-wait",
+    type=click.FloatRange(min=0),
+    default=None,
+    metavar="SECONDS",
+    help=(
+        "After the sends, keep taking reports until every sent row has a final one or "
+        "SECONDS pass. Default: 0, or no limit with --collect-reports."
     ),
 )
 @click.option(
@@ -120,6 +187,13 @@ def bulk(
     out: Path,
     journal_path: Path | None,
     resend_unknown: bool,
+    reconcile: bool,
+    reconcile_settle: float,
+    retry_refused: bool,
+    callback_url: str | None,
+    listen: tuple[str, int] | None,
+    collect_reports: bool,
+    reports_wait: float | None,
     rate_limit: float | None,
     concurrency: int,
     sender_id: str | None,
@@ -133,10 +207,16 @@ def bulk(
     number); rows without a sender_id get --sender-id (or HAORUI_SENDER_ID). Bad rows are
     reported with their line number, skipped, and written to the outcomes file as "invalid".
 
-    Every row is journaled before its request goes out. After a crash, run the same command
-    again: rows never attempted are sent, rows with a recorded outcome are not sent again, and
-    rows attempted without a recorded outcome are listed as "unknown" (not sent again unless
-    --resend-unknown).
+    Every row is journaled before its request goes out. After a crash or a fixed fault (an
+    outage, the password, --sender-id), run the same command again: rows never attempted,
+    not_sent and invalid rows are sent; sent rows are not sent again; failed and rejected
+    rows only with --retry-refused; rows whose outcome is unknown (they may have been sent)
+    are listed, and settled with --reconcile (by delivery report or lookup: accepted rows
+    are recorded as sent, the others sent again).
+
+    With --callback-url URL --listen HOST:PORT the command takes delivery reports while it
+    runs and records each row's delivery state (delivered, failed, pending, no_report);
+    --collect-reports takes them later without sending anything.
 
     Exit status, by the rows' outcome kinds: 0 all sent; 1 some failed, rejected or
     not_sent; 2 bad input (some rows invalid, a bad CSV file or bad options: then nothing is
@@ -145,6 +225,20 @@ def bulk(
     from rich.console import Console
 
     console = Console(stderr=True)
+    if reconcile and resend_unknown:
+        raise BadInput("--reconcile, --resend-unknown: give one or the other")
+    if listen is not None and callback_url is None:
+        raise BadInput(
+            "--listen needs --callback-url: the address the gateway pushes reports to, "
+            "which reaches this listener"
+        )
+    if collect_reports and listen is None:
+        raise BadInput("--collect-reports needs --listen HOST:PORT")
+    if callback_url is not None:
+        try:
+            check_callback_url(callback_url)
+        except InvalidMessage as exc:
+            raise BadInput(f"--callback-url: {exc}") from None
     try:
         from .._sender import AsyncSender
 
@@ -157,6 +251,7 @@ def bulk(
             method="GET" if method.upper() == "GET" else "POST",
             rate_limit=rate_limit,
             max_concurrency=concurrency,
+            reconcile_settle=reconcile_settle,
         )
     except (ConfigurationError, InvalidMessage) as exc:
         raise BadInput(str(exc)) from None
@@ -167,21 +262,39 @@ def bulk(
         journal = Journal(journal_file, fingerprint=found.fingerprint)
     except ConfigurationError as exc:
         raise BadInput(str(exc)) from None
+    tracker = None
+    if callback_url is not None or listen is not None or journal.has_report_token():
+        tracker = JournalTracker(journal, callback_url)
+        sender.tracker = tracker
     try:
         out_file = out.open("w", encoding="utf-8")
     except OSError as exc:
         journal.close()
         raise BadInput(f"--out {out}: cannot write it ({exc.strerror or exc})") from None
+    job = BulkJob(
+        recipients=recipients,
+        journal=journal,
+        out=out_file,
+        fingerprint=found.fingerprint,
+        resend_unknown=resend_unknown,
+        retry_refused=retry_refused,
+        reconcile=reconcile,
+        tracker=tracker,
+        concurrency=concurrency,
+        default_sender_id=sender_id,
+        on_outcome=lambda: None,
+        warn=lambda text: console.print(text, markup=False, highlight=False, soft_wrap=True),
+    )
     code = _run_job(
         console=console,
         sender=sender,
-        journal=journal,
-        recipients=recipients,
-        found=found,
+        job=job,
+        out=out,
         out_file=out_file,
-        resend_unknown=resend_unknown,
-        concurrency=concurrency,
-        sender_id=sender_id,
+        found=found,
+        listen=listen,
+        collect_only=collect_reports,
+        reports_wait=reports_wait if reports_wait is not None else (None if collect_reports else 0),
     )
     raise SystemExit(code)
 
@@ -190,13 +303,13 @@ def _run_job(
     *,
     console: Console,
     sender: AsyncSender,
-    journal: Journal,
-    recipients: Path,
-    found: records.RecipientsFile,
+    job: BulkJob,
+    out: Path,
     out_file: IO[str],
-    resend_unknown: bool,
-    concurrency: int,
-    sender_id: str | None,
+    found: records.RecipientsFile,
+    listen: tuple[str, int] | None,
+    collect_only: bool,
+    reports_wait: float | None,
 ) -> int:
     from rich.progress import (
         BarColumn,
@@ -221,26 +334,23 @@ def _run_job(
     )
     # The second and last read of the input (`check_recipients` was the first): the rows are
     # streamed from it as the sends go out.
-    lines = recipients.open(newline="", encoding=records.ENCODING)
+    journal = job.journal
+    lines = job.recipients.open(newline="", encoding=records.ENCODING)
     with journal, out_file, lines, progress:
         task = progress.add_task("sending", total=found.rows, rate="")
-        job = BulkJob(
-            recipients=recipients,
-            journal=journal,
-            out=out_file,
-            fingerprint=found.fingerprint,
-            resend_unknown=resend_unknown,
-            concurrency=concurrency,
-            default_sender_id=sender_id,
-            on_outcome=lambda: progress.advance(task),
-            warn=lambda text: progress.console.print(
-                text, markup=False, highlight=False, soft_wrap=True
-            ),
+        job.on_outcome = lambda: progress.advance(task)
+        job.warn = lambda text: progress.console.print(
+            text, markup=False, highlight=False, soft_wrap=True
         )
-        last, to_send = job.replay_journal()
+        last, to_send, to_reconcile = job.replay_journal()
+        if collect_only:
+            for entry in to_reconcile:
+                job.write_entry(entry)
+            to_reconcile = []
         earlier = sum(job.counts.values())
         header, rows = records.read_recipients(lines)
         pending = (row for row in rows if row.row > last or row.row in to_send)
+        waiting = 0
 
         async def main() -> None:
             loop = asyncio.get_running_loop()
@@ -269,8 +379,19 @@ def _run_job(
 
             rate_task = asyncio.create_task(show_rate())
             try:
-                async with sender:
-                    await job.run(sender, pending, header)
+                async with contextlib.AsyncExitStack() as stack:
+                    await stack.enter_async_context(sender)
+                    if listen is not None and job.tracker is not None:
+                        await stack.enter_async_context(serve_reports(job.tracker, *listen))
+                    if to_reconcile:
+                        progress.update(task, description="reconciling")
+                        to_send.update(await job.reconcile_rows(sender, to_reconcile))
+                        progress.update(task, description="sending")
+                    if not collect_only and not job.stopping:
+                        await job.run(sender, pending, header)
+                    if listen is not None and (reports_wait is None or reports_wait > 0):
+                        progress.update(task, description="taking reports")
+                        await job.wait_for_reports(reports_wait)
             finally:
                 rate_task.cancel()
                 for sig in (signal.SIGINT, signal.SIGTERM):
@@ -278,15 +399,29 @@ def _run_job(
 
         try:
             asyncio.run(main())
+        except OSError as exc:
+            if listen is None:
+                raise
+            console.print(f"--listen {listen[0]}:{listen[1]}: cannot serve there ({exc})")
+            interrupted = True
         except (KeyboardInterrupt, asyncio.CancelledError):
             interrupted = True
         interrupted = interrupted or job.stopping
-    _summary(console, job, earlier, found.rows, time.monotonic() - started, interrupted)
+        job.rewrite(out)
+        if job.tracker is not None:
+            waiting = journal.awaiting_reports(FINAL_STATES)
+    _summary(console, job, earlier, found.rows, time.monotonic() - started, interrupted, waiting)
     return job.exit_code(interrupted)
 
 
 def _summary(
-    console: Console, job: BulkJob, earlier: int, total: int, elapsed: float, interrupted: bool
+    console: Console,
+    job: BulkJob,
+    earlier: int,
+    total: int,
+    elapsed: float,
+    interrupted: bool,
+    waiting: int,
 ) -> None:
     from rich.table import Table
 
@@ -298,16 +433,44 @@ def _summary(
     accounted = sum(job.counts.values())
     table.add_row("not yet attempted", f"{max(total - accounted, 0):,}")
     console.print(table)
+    if job.tracker is not None:
+        reports = Table(title="delivery of the sent rows", show_header=True)
+        reports.add_column("delivery")
+        reports.add_column("rows", justify="right")
+        for state in DELIVERY_STATES:
+            reports.add_row(state, f"{job.deliveries[state]:,}")
+        console.print(reports)
     console.print(
         f"{job.sent_now:,} sent in this run in {elapsed:.1f}s; {earlier:,} rows were "
         "accounted for by earlier runs."
         + (" Interrupted: run the same command again to resume." if interrupted else ""),
         highlight=False,
     )
+    settled = job.verdicts
+    if sum(settled.values()):
+        console.print(
+            f"Reconciled {sum(settled.values()):,} unknown rows: {settled['accepted']:,} had "
+            f"been accepted, {settled['not_accepted']:,} had not (sent now), "
+            f"{settled['unknown']:,} could not be told.",
+            highlight=False,
+        )
     if job.counts["unknown"]:
         console.print(
-            f"{job.counts['unknown']:,} rows may have been sent: look them up by uid "
-            "(delivery reports) before sending them again.",
+            f"{job.counts['unknown']:,} rows may have been sent: run the same command with "
+            "--reconcile to find out by lookup and send only the ones never accepted.",
+            highlight=False,
+        )
+    refused = job.counts["failed"] + job.counts["rejected"]
+    if refused:
+        console.print(
+            f"{refused:,} rows were refused by the gateway: once the cause is fixed, run the "
+            "same command with --retry-refused to send them again.",
+            highlight=False,
+        )
+    if waiting:
+        console.print(
+            f"{waiting:,} sent rows have no final delivery report yet: collect them later "
+            "with --collect-reports --listen HOST:PORT.",
             highlight=False,
         )
     sys.stderr.flush()

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
     from .._outcome import Outcome
+    from .._reconcile import Reconciliation
 
 __all__ = [
     "ENCODING",
@@ -48,8 +49,10 @@ __all__ = [
     "generated_uid",
     "outcome_record",
     "read_recipients",
+    "reconciled_record",
     "record_line",
     "unknown_record",
+    "with_delivery",
 ]
 
 REQUIRED_COLUMNS: Final = ("phonenumber", "textmessage")
@@ -60,7 +63,7 @@ ENCODING: Final = "utf-8-sig"
 FINGERPRINT_CHUNK: Final = 1 << 20
 UNKNOWN_DETAIL: Final = (
     "attempted by an earlier run, which stopped before recording an outcome: it may have "
-    "been sent; not sent again (--resend-unknown would)"
+    "been sent; not sent again (--reconcile finds out whether it was)"
 )
 
 
@@ -221,6 +224,9 @@ def outcome_record(row: int, line: int, outcome: Outcome) -> dict[str, Any]:
     if outcome.result is not None:
         record["message_id"] = outcome.result.message_id
         record["attempts"] = outcome.result.attempts
+        if outcome.result.reconciled:
+            record["reconciled"] = True
+            record["detail"] = "its answer was lost; a lookup or a delivery report found it"
     error = outcome.error
     if isinstance(error, SendError):
         record["status_code"] = error.status_code
@@ -255,6 +261,28 @@ def unknown_record(row: int, line: int, uid: str | None) -> dict[str, Any]:
         "may_have_been_sent": True,
         "detail": UNKNOWN_DETAIL,
     }
+
+
+def reconciled_record(row: int, line: int, found: Reconciliation) -> dict[str, Any]:
+    """The JSON line of a row whose outcome was unknown and which reconciliation found
+    accepted: by a delivery report for its uid, or by a lookup."""
+    return {
+        "row": row,
+        "line": line,
+        "uid": found.uid,
+        "kind": "sent",
+        "may_have_been_sent": True,
+        "message_id": found.message_id,
+        "reconciled": True,
+        "detail": f"reconciled by {found.source}: {found.detail}",
+    }
+
+
+def with_delivery(text: str, delivery: str) -> str:
+    """The JSON line `text` with its `delivery` field set to `delivery`."""
+    record = json.loads(text)
+    record["delivery"] = delivery
+    return record_line(record)
 
 
 def record_line(record: dict[str, Any]) -> str:

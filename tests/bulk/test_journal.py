@@ -33,7 +33,11 @@ def test_attempts_are_committed_in_one_transaction_with_the_pending_outcomes(
         assert journal.commits == before + 1
         assert committed(path) == {1: "done", 2: "attempting", 3: "attempting"}
         assert journal.last_row() == 3
-        assert next(journal.rows()) == JournalRow(1, 2, "u1", "done", "sent", '{"row":1}')
+        first = next(journal.rows())
+        assert first == JournalRow(
+            1, 2, "u1", "done", "sent", '{"row":1}', attempted_at=first.attempted_at
+        )
+        assert first.attempted_at is not None
 
 
 def test_outcomes_are_committed_once_the_batch_is_full(tmp_path: Path) -> None:
@@ -82,7 +86,8 @@ def test_a_failed_write_is_rolled_back_and_the_journal_stays_usable(tmp_path: Pa
     path = tmp_path / "j"
     with Journal(path, fingerprint="f") as journal:
         with pytest.raises(sqlite3.ProgrammingError):
-            journal.record_attempts([(1, 1, "a"), (2, 2)])  # type: ignore[list-item]
+            # The second row's uid cannot be stored: the whole batch is refused.
+            journal.record_attempts([(1, 1, "a"), (2, 2, object())])  # type: ignore[list-item]
         assert committed(path) == {}
         journal.record_attempts([(1, 1, "a")])
         assert committed(path) == {1: "attempting"}
