@@ -199,9 +199,7 @@ class _Run:
         assert task is not None
         self.sending.add(task)
         try:
-            result = await self.sender.send_message(
-                item, reconcile_unknown=self.reconcile_unknown
-            )
+            result = await self.sender.send_message(item, reconcile_unknown=self.reconcile_unknown)
         except (SendError, InvalidMessage, SenderClosed) as exc:
             self.deliver(Outcome(index, item, error=exc))
         except asyncio.CancelledError:

@@ -62,7 +62,8 @@ CREATE TABLE IF NOT EXISTS rows (
     outcome TEXT,
     attempted_at REAL,
     report TEXT,
-    delivery TEXT
+    delivery TEXT,
+    ended_at REAL
 );
 CREATE INDEX IF NOT EXISTS rows_by_uid ON rows (uid);
 """
@@ -70,6 +71,7 @@ _UPGRADE_FROM_1: Final = """
 ALTER TABLE rows ADD COLUMN attempted_at REAL;
 ALTER TABLE rows ADD COLUMN report TEXT;
 ALTER TABLE rows ADD COLUMN delivery TEXT;
+ALTER TABLE rows ADD COLUMN ended_at REAL;
 CREATE INDEX IF NOT EXISTS rows_by_uid ON rows (uid);
 UPDATE meta SET value = '2' WHERE key = 'version';
 """
@@ -89,6 +91,7 @@ class JournalRow:
         attempted_at: when the row was last journaled as attempting (`time.time()`), if ever.
         report: the fields of the latest delivery report for its uid, if one came.
         delivery: that report's delivery state ("delivered", "failed", "pending", ...).
+        ended_at: when its outcome was recorded (`time.time()`), once done.
     """
 
     row: int
@@ -100,6 +103,7 @@ class JournalRow:
     attempted_at: float | None = None
     report: Mapping[str, Any] | None = None
     delivery: str | None = None
+    ended_at: float | None = None
 
 
 class Journal:
@@ -129,7 +133,7 @@ class Journal:
         self.outcome_max_age = outcome_max_age
         #: Transactions committed so far (what group commit keeps low).
         self.commits = 0
-        self._pending: list[tuple[int, int, str | None, str, str]] = []
+        self._pending: list[tuple[int, int, str | None, str, str, float]] = []
         self._pending_since = 0.0
         self._pending_reports: dict[str, tuple[str, str | None]] = {}
         self._db = sqlite3.connect(os.fspath(path), isolation_level=None)
@@ -196,14 +200,14 @@ class Journal:
         after = 0
         while True:
             page = self._db.execute(
-                "SELECT row, line, uid, state, kind, outcome, attempted_at, report, delivery "
-                "FROM rows WHERE row > ? ORDER BY row LIMIT ?",
+                "SELECT row, line, uid, state, kind, outcome, attempted_at, report, delivery, "
+                "ended_at FROM rows WHERE row > ? ORDER BY row LIMIT ?",
                 (after, READ_PAGE),
             ).fetchall()
-            for row, line, uid, state, kind, outcome, attempted_at, report, delivery in page:
+            for row, line, uid, state, kind, outcome, attempted, report, delivery, ended in page:
                 fields = None if report is None else json.loads(report)
                 yield JournalRow(
-                    row, line, uid, state, kind, outcome, attempted_at, fields, delivery
+                    row, line, uid, state, kind, outcome, attempted, fields, delivery, ended
                 )
             if len(page) < READ_PAGE:
                 return
@@ -279,7 +283,7 @@ class Journal:
         """Record how `row` ended (committed with the next batch, or when the batch is due)."""
         if not self._pending and not self._pending_reports:
             self._pending_since = time.monotonic()
-        self._pending.append((row, line, uid, kind, outcome))
+        self._pending.append((row, line, uid, kind, outcome, time.time()))
         self._flush_if_due()
 
     def _flush_if_due(self) -> None:
@@ -325,10 +329,10 @@ class Journal:
             self._pending_reports = {}
         if self._pending:
             self._db.executemany(
-                "INSERT INTO rows (row, line, uid, state, kind, outcome) "
-                "VALUES (?, ?, ?, 'done', ?, ?) "
+                "INSERT INTO rows (row, line, uid, state, kind, outcome, ended_at) "
+                "VALUES (?, ?, ?, 'done', ?, ?, ?) "
                 "ON CONFLICT (row) DO UPDATE SET state = 'done', kind = excluded.kind, "
-                "outcome = excluded.outcome",
+                "outcome = excluded.outcome, ended_at = excluded.ended_at",
                 self._pending,
             )
             self._pending = []

@@ -98,7 +98,7 @@ def check_recipients(path: Path) -> records.RecipientsFile:
     "--resend-unknown",
     is_flag=True,
     help=(
-        "Send again the rows an earlier run attempted without recording an outcome. "
+        "Send again the rows whose outcome is unknown (attempted by an earlier run). "
         "RISKS DUPLICATES: such a row may have been sent already (the gateway has no "
         "idempotency key); --reconcile finds out instead."
     ),
@@ -116,6 +116,7 @@ def check_recipients(path: Path) -> records.RecipientsFile:
 @click.option(
     "--reconcile-settle",
     type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
     default=defaults.DEFAULT_RECONCILE_SETTLE,
     show_default=True,
     help="Seconds a gateway record gets to appear before a lookup that finds nothing counts.",
@@ -220,7 +221,7 @@ def bulk(
 
     Exit status, by the rows' outcome kinds: 0 all sent; 1 some failed, rejected or
     not_sent; 2 bad input (some rows invalid, a bad CSV file or bad options: then nothing is
-    sent); 3 some unknown (check by uid before sending again); 130 interrupted.
+    sent); 3 some unknown (run again with --reconcile); 130 interrupted.
     """
     from rich.console import Console
 
@@ -343,6 +344,13 @@ def _run_job(
             text, markup=False, highlight=False, soft_wrap=True
         )
         last, to_send, to_reconcile = job.replay_journal()
+        if job.resent_unknown:
+            progress.console.print(
+                f"WARNING: --resend-unknown: sending {job.resent_unknown:,} rows again that "
+                "may have been sent already (a duplicate SMS each time); --reconcile finds "
+                "out instead.",
+                highlight=False,
+            )
         if collect_only:
             for entry in to_reconcile:
                 job.write_entry(entry)

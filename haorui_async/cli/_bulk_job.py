@@ -62,6 +62,22 @@ REPORT_POLL: Final = 0.5
 Action = Literal["keep", "send", "reconcile"]
 
 
+def attempt_age(entry: JournalRow, now: float, deadline: float) -> float | None:
+    """How long ago (at least) the last attempt of an unknown row ended, by the journal.
+
+    A row with a recorded outcome ended when it was recorded. A row still "attempting" was
+    journaled before its request went out, which then took up to a send's `deadline`, and
+    its run died at some point after: only the time past that deadline is sure.
+    """
+    if entry.state == ATTEMPTING:
+        if entry.attempted_at is None:
+            return None
+        return max(0.0, now - entry.attempted_at - deadline)
+    if entry.ended_at is None:
+        return None
+    return max(0.0, now - entry.ended_at)
+
+
 class BulkJob:
     """One run of the bulk command: resume from the journal, send the rest, record outcomes.
 
@@ -102,6 +118,8 @@ class BulkJob:
         self.deliveries: dict[str, int] = dict.fromkeys(DELIVERY_STATES, 0)
         #: Rows an earlier run left unknown that reconciliation settled, by verdict.
         self.verdicts: dict[str, int] = {"accepted": 0, "not_accepted": 0, "unknown": 0}
+        #: Rows of unknown outcome sent again blindly (`--resend-unknown`).
+        self.resent_unknown = 0
         self.sent_now = 0
         self.stopping = False
         #: Rows handed to `send_many`, by its input index: bounded by its window.
@@ -124,6 +142,7 @@ class BulkJob:
             if entry.report is not None or entry.uid is None:
                 return "keep"  # a report settles it (`write_entry`)
             if self.resend_unknown:
+                self.resent_unknown += 1
                 return "send"
             return "reconcile" if self.reconcile else "keep"
         if kind in AUTOMATIC_RESEND or (kind in REFUSED and self.retry_refused):
@@ -206,8 +225,7 @@ class BulkJob:
 
         async def one(entry: JournalRow) -> None:
             assert entry.uid is not None
-            age = None if entry.attempted_at is None else max(0.0, now - entry.attempted_at)
-            found = await sender.reconcile(entry.uid, age=age)
+            found = await sender.reconcile(entry.uid, age=attempt_age(entry, now, sender.deadline))
             settled.add(entry.row)
             self.verdicts[found.verdict] += 1
             if found.verdict == "not_accepted":

@@ -35,9 +35,18 @@ def test_attempts_are_committed_in_one_transaction_with_the_pending_outcomes(
         assert journal.last_row() == 3
         first = next(journal.rows())
         assert first == JournalRow(
-            1, 2, "u1", "done", "sent", '{"row":1}', attempted_at=first.attempted_at
+            1,
+            2,
+            "u1",
+            "done",
+            "sent",
+            '{"row":1}',
+            attempted_at=first.attempted_at,
+            ended_at=first.ended_at,
         )
         assert first.attempted_at is not None
+        assert first.ended_at is not None
+        assert first.ended_at >= first.attempted_at
 
 
 def test_outcomes_are_committed_once_the_batch_is_full(tmp_path: Path) -> None:
