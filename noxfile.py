@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+
 import nox
 
 nox.options.default_venv_backend = "venv"
@@ -11,12 +14,26 @@ nox.options.sessions = ["tests", "lint", "typing"]
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 
 
+#: The extras the test suite and the type check install: every part of the package.
+EXTRAS = ".[cli,fast,ratelimit,redis]"
+
+
+def ensure_redis_server(session: nox.Session) -> None:
+    """The Redis tests run a real `redis-server`: install Debian's package when it is missing
+    and this session may (root, with apt-get); else those tests skip (and fail in CI)."""
+    if shutil.which("redis-server") or not shutil.which("apt-get") or os.geteuid() != 0:
+        return
+    session.log("installing redis-server (Debian package) for the Redis tests")
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    session.run("apt-get", "update", "-qq", external=True, env=env)
+    session.run("apt-get", "install", "-y", "-qq", "redis-server", external=True, env=env)
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
     """Run the test suite with branch coverage; fails under the coverage gate."""
-    session.install(
-        "-e", ".[cli,fast,ratelimit]", *nox.project.dependency_groups(PYPROJECT, "test")
-    )
+    ensure_redis_server(session)
+    session.install("-e", EXTRAS, *nox.project.dependency_groups(PYPROJECT, "test"))
     session.run("coverage", "erase")
     session.run("coverage", "run", "-m", "pytest", *session.posargs)
     session.run("coverage", "combine", success_codes=[0, 1])
@@ -34,9 +51,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typing(session: nox.Session) -> None:
     """mypy --strict over the package, the tests and the benchmarks."""
-    session.install(
-        "-e", ".[cli,fast,ratelimit]", *nox.project.dependency_groups(PYPROJECT, "typing")
-    )
+    session.install("-e", EXTRAS, *nox.project.dependency_groups(PYPROJECT, "typing"))
     session.run("mypy", "haorui_async", "tests", "benchmarks")
 
 

@@ -3,7 +3,10 @@
 Every wait ends at the deadline, with `Late` (a send makes it `NotSent`): nothing was sent.
 A cancelled wait leaves nothing taken. A limiter is anything with `async acquire()` (the
 `Limiter` protocol): the local one is aiolimiter's leaky bucket; a limiter shared by many
-processes plugs in here.
+processes (`haorui_async.redis.RedisRateLimiter`) plugs in here. A limiter may also offer
+`acquire_within(seconds) -> bool` (it then never reserves a turn past the deadline) and
+`pause(seconds)` (a 429's pause, shared with the other processes). A limiter that fails (its
+server down) makes the send `NotSent`: never an unlimited send.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from . import _defaults as defaults
 from ._backends._pool import timeout_at
 from ._exceptions import ConfigurationError, SendError
 
-__all__ = ["Admission", "Late", "Limiter", "local_limiter"]
+__all__ = ["Admission", "Late", "Limiter", "PausingLimiter", "TimedLimiter", "local_limiter"]
 
 logger = logging.getLogger(defaults.LOGGER_NAME)
 
@@ -34,6 +37,21 @@ class Limiter(Protocol):
     """What a rate limiter must offer: `acquire()` returns when one request may start."""
 
     async def acquire(self) -> None: ...
+
+
+@runtime_checkable
+class TimedLimiter(Protocol):
+    """A limiter that can be asked for a turn within a time: True once it has come, False
+    at once (reserving nothing) if it would come later."""
+
+    async def acquire_within(self, seconds: float | None) -> bool: ...
+
+
+@runtime_checkable
+class PausingLimiter(Protocol):
+    """A limiter that holds every turn for a while: the gateway's pause, for every process."""
+
+    async def pause(self, seconds: float) -> None: ...
 
 
 def local_limiter(rate: float) -> Limiter:
@@ -70,6 +88,13 @@ class Admission:
     ) -> None:
         self.max_concurrency = max_concurrency
         self.limiter = limiter
+        # What more it offers, looked up once (`object`: a caller's limiter may offer more
+        # than its declared type says).
+        offered: object = limiter
+        self._timed = offered if isinstance(offered, TimedLimiter) else None
+        self._pausing = offered if isinstance(offered, PausingLimiter) else None
+        #: Pauses being handed to a shared limiter (strong references to their tasks).
+        self._pausing_tasks: set[asyncio.Task[None]] = set()
         self._sleep = sleep
         self._slots = asyncio.Semaphore(max_concurrency)
         #: Until when (event-loop time) the gateway asked every send to wait (a 429).
@@ -84,11 +109,7 @@ class Admission:
         """
         loop = asyncio.get_running_loop()
         if self.limiter is not None:
-            try:
-                async with timeout_at(deadline):
-                    await self.limiter.acquire()
-            except TimeoutError:
-                raise Late("the deadline passed while waiting for the rate limit") from None
+            await self._take_turn(loop, deadline)
         if self.paused_until > loop.time():
             await self._wait_out_pause(deadline)
         if deadline <= loop.time():
@@ -110,6 +131,23 @@ class Admission:
                 slots.release()
                 raise
 
+    async def _take_turn(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+        assert self.limiter is not None
+        try:
+            async with timeout_at(deadline):
+                if self._timed is not None:
+                    came = await self._timed.acquire_within(deadline - loop.time())
+                else:
+                    came = True
+                    await self.limiter.acquire()
+        except TimeoutError:
+            raise Late("the deadline passed while waiting for the rate limit") from None
+        except Exception as exc:
+            # Never send past a limiter that cannot say whose turn it is.
+            raise Late(f"the rate limiter failed ({type(exc).__name__}: {exc})") from None
+        if not came:
+            raise Late("the rate limit's next turn comes after the deadline")
+
     def leave(self) -> None:
         """Give the slot back."""
         self._slots.release()
@@ -121,8 +159,20 @@ class Admission:
             and failure.retry_after is not None
             and failure.retry_after <= retry_after_cap
         ):
-            now = asyncio.get_running_loop().time()
-            self.paused_until = max(self.paused_until, now + failure.retry_after)
+            loop = asyncio.get_running_loop()
+            self.paused_until = max(self.paused_until, loop.time() + failure.retry_after)
+            if self._pausing is not None:
+                task = loop.create_task(self._share_pause(self._pausing, failure.retry_after))
+                self._pausing_tasks.add(task)
+                task.add_done_callback(self._pausing_tasks.discard)
+
+    @staticmethod
+    async def _share_pause(limiter: PausingLimiter, seconds: float) -> None:
+        try:
+            await limiter.pause(seconds)
+        except Exception as exc:
+            # This process still pauses; the others learn of it from their own 429s.
+            logger.warning("could not share the gateway's pause: %s: %s", type(exc).__name__, exc)
 
     async def _wait_out_pause(self, deadline: float) -> None:
         loop = asyncio.get_running_loop()

@@ -136,7 +136,10 @@ class Journal:
         self._pending: list[tuple[int, int, str | None, str, str, float]] = []
         self._pending_since = 0.0
         self._pending_reports: dict[str, tuple[str, str | None]] = {}
-        self._db = sqlite3.connect(os.fspath(path), isolation_level=None)
+        try:
+            self._db = sqlite3.connect(os.fspath(path), isolation_level=None)
+        except sqlite3.Error as exc:
+            raise ConfigurationError(f"journal {path}: cannot be opened ({exc})") from None
         try:
             self._open(fingerprint)
         except BaseException:
@@ -146,10 +149,19 @@ class Journal:
     def _open(self, fingerprint: str) -> None:
         path = self.path
         try:
+            # Read before anything is written: a file that is not this input's journal is
+            # refused unchanged.
+            meta = self._meta()
+            if not meta and self._db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone():
+                raise ConfigurationError(f"journal {path}: an SQLite file, but not a journal")
+            if meta and meta.get("fingerprint") != fingerprint:
+                raise ConfigurationError(
+                    f"journal {path}: it records a different input file; give another "
+                    "--journal path to start a new job"
+                )
             self._db.execute("PRAGMA journal_mode=WAL")
             # FULL: a committed batch survives a power loss too, not only a killed process.
             self._db.execute("PRAGMA synchronous=FULL")
-            meta = self._meta()
             if meta.get("version") == "1":
                 with self._transaction():
                     for statement in _UPGRADE_FROM_1.strip().split(";\n"):
