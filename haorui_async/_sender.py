@@ -322,8 +322,16 @@ class AsyncSender(LookupsMixin):
                     found = await self._reconcile(failure, deadline)
                     if found.verdict == "accepted":
                         return accepted_by(found, sms, attempt)
-                    if found.verdict == "unknown" or attempt >= config.retry.attempts:
+                    if found.verdict == "unknown":
                         raise
+                    if attempt >= config.retry.attempts:
+                        # Provably not accepted, and no attempt left to send it again.
+                        raise NotSent(
+                            f"{failure.detail}; reconciled: not accepted ({found.detail})",
+                            message=sms,
+                            status_code=failure.status_code,
+                            attempts=attempt,
+                        ) from failure
                     wait = 0.0  # provably not accepted: send it again
                 else:
                     wait_or_stop = config.retry.next_wait(

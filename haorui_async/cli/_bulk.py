@@ -350,6 +350,7 @@ def _run_job(
                 "may have been sent already (a duplicate SMS each time); --reconcile finds "
                 "out instead.",
                 highlight=False,
+                soft_wrap=True,
             )
         if collect_only:
             for entry in to_reconcile:
@@ -453,6 +454,7 @@ def _summary(
         "accounted for by earlier runs."
         + (" Interrupted: run the same command again to resume." if interrupted else ""),
         highlight=False,
+        soft_wrap=True,
     )
     settled = job.verdicts
     if sum(settled.values()):
@@ -461,12 +463,14 @@ def _summary(
             f"been accepted, {settled['not_accepted']:,} had not (sent now), "
             f"{settled['unknown']:,} could not be told.",
             highlight=False,
+            soft_wrap=True,
         )
     if job.counts["unknown"]:
         console.print(
             f"{job.counts['unknown']:,} rows may have been sent: run the same command with "
             "--reconcile to find out by lookup and send only the ones never accepted.",
             highlight=False,
+            soft_wrap=True,
         )
     refused = job.counts["failed"] + job.counts["rejected"]
     if refused:
@@ -474,11 +478,13 @@ def _summary(
             f"{refused:,} rows were refused by the gateway: once the cause is fixed, run the "
             "same command with --retry-refused to send them again.",
             highlight=False,
+            soft_wrap=True,
         )
     if waiting:
         console.print(
             f"{waiting:,} sent rows have no final delivery report yet: collect them later "
             "with --collect-reports --listen HOST:PORT.",
             highlight=False,
+            soft_wrap=True,
         )
     sys.stderr.flush()

@@ -9,7 +9,7 @@ from collections import Counter
 import httpx
 import pytest
 
-from haorui_async import SMS, AsyncSender, OutcomeUnknown, RetryPolicy
+from haorui_async import SMS, AsyncSender, NotSent, OutcomeUnknown, RetryPolicy
 from haorui_async._bulk import Outcome
 from haorui_async.testing import (
     DEMO_API_ID,
@@ -187,6 +187,19 @@ async def test_a_message_dropped_before_acceptance_is_sent_again_and_accepted_on
     assert gateway.uids == Counter({sms.uid: 1 for sms in messages})
     stats = gateway.stats()
     assert (stats["duplicates"], stats["lookups"], gateway.received) == (0, 2, 6)
+
+
+async def test_found_not_accepted_with_no_attempt_left_is_not_sent_not_unknown() -> None:
+    gateway = FakeGateway(lookup_lag=LAG)
+    gateway.inject(DropConnection(accepted=False))
+    async with make(gateway.transport, retry=RetryPolicy(attempts=1)) as sender:
+        with pytest.raises(NotSent, match="reconciled: not accepted") as caught:
+            await sender.send_message(SMS(PHONE, "one try", uid="last-try"), reconcile_unknown=True)
+    assert caught.value.may_have_been_sent is False
+    assert caught.value.attempts == 1
+    assert isinstance(caught.value.__cause__, OutcomeUnknown)
+    assert gateway.uids == Counter()
+    assert gateway.stats()["lookups"] == 2
 
 
 @pytest.mark.parametrize("per_call", [True, False, None])
