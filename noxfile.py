@@ -15,7 +15,7 @@ PYPROJECT = nox.project.load_toml("pyproject.toml")
 
 
 #: The extras the test suite and the type check install: every part of the package.
-EXTRAS = ".[cli,fast,ratelimit,redis]"
+EXTRAS = ".[cli,fast,ratelimit,redis,queue]"
 
 
 def ensure_redis_server(session: nox.Session) -> None:

@@ -17,7 +17,9 @@ The path of one message, module by module (docs/architecture.md draws it whole):
 Many messages: `_bulk.send_many()` runs a fixed pool of workers over any (async) iterable,
 one `Outcome` (`_outcome`: the one vocabulary of outcome kinds) per input. Around that path:
 `_delivery` reads what the gateway pushes to `callback_url`, and `_receiver` serves it as an
-ASGI app.
+ASGI app; `_lookups` asks the gateway what became of a message, and `_reconcile` settles an
+unknown outcome from reports and lookups. `haorui_async.redis` shares one account's rate
+limit among processes and runs a campaign on a queue engine (arq).
 """
 
 from ._bulk import BulkSend, send_all, send_many
@@ -40,16 +42,19 @@ from ._exceptions import (
     SendError,
     SubmissionFailed,
 )
+from ._lookup import Balance, DeliveryStatus, LookupFailed
 from ._message import SMS, new_uid, normalize_phonenumber
 from ._outcome import BulkReport, Outcome, OutcomeKind
 from ._protocol import SendResult
 from ._receiver import DeliveryReportReceiver
+from ._reconcile import DeliveryTracker, Reconciliation
 from ._retry import RetryPolicy
 from ._sender import AsyncSender
 from ._version import __version__
 
 __all__ = [
     "AsyncSender",
+    "Balance",
     "BulkReport",
     "BulkSend",
     "ConfigurationError",
@@ -57,13 +62,17 @@ __all__ = [
     "DeliveryReport",
     "DeliveryReportReceiver",
     "DeliveryState",
+    "DeliveryStatus",
+    "DeliveryTracker",
     "HaoruiError",
     "InvalidDeliveryReport",
     "InvalidMessage",
+    "LookupFailed",
     "NotSent",
     "Outcome",
     "OutcomeKind",
     "OutcomeUnknown",
+    "Reconciliation",
     "Rejected",
     "RetryPolicy",
     "SMS",

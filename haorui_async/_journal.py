@@ -63,7 +63,8 @@ CREATE TABLE IF NOT EXISTS rows (
     attempted_at REAL,
     report TEXT,
     delivery TEXT,
-    ended_at REAL
+    ended_at REAL,
+    tracked INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS rows_by_uid ON rows (uid);
 """
@@ -72,6 +73,7 @@ ALTER TABLE rows ADD COLUMN attempted_at REAL;
 ALTER TABLE rows ADD COLUMN report TEXT;
 ALTER TABLE rows ADD COLUMN delivery TEXT;
 ALTER TABLE rows ADD COLUMN ended_at REAL;
+ALTER TABLE rows ADD COLUMN tracked INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX IF NOT EXISTS rows_by_uid ON rows (uid);
 UPDATE meta SET value = '2' WHERE key = 'version';
 """
@@ -246,12 +248,13 @@ class Journal:
         return None if found is None else json.loads(found[0])
 
     def awaiting_reports(self, final: Iterable[str]) -> int:
-        """How many rows sent have no report in a state of `final` yet."""
+        """How many rows sent, whose reports come to this job's receiver, have no report in a
+        state of `final` yet."""
         self.flush()
         states = list(final)
         marks = ", ".join("?" * len(states))
         (count,) = self._db.execute(
-            "SELECT COUNT(*) FROM rows WHERE state = 'done' AND kind = 'sent' "
+            "SELECT COUNT(*) FROM rows WHERE state = 'done' AND kind = 'sent' AND tracked = 1 "
             f"AND (delivery IS NULL OR delivery NOT IN ({marks}))",
             states,
         ).fetchone()
@@ -275,8 +278,11 @@ class Journal:
 
     # -- writing --------------------------------------------------------------------------
 
-    def record_attempts(self, attempts: Iterable[tuple[int, int, str]]) -> None:
-        """Record `(row, line, uid)` as attempting and commit, before any of them is sent.
+    def record_attempts(
+        self, attempts: Iterable[tuple[int, int, str] | tuple[int, int, str, bool]]
+    ) -> None:
+        """Record `(row, line, uid)` as attempting and commit, before any of them is sent; a
+        fourth item True says its delivery reports come to this job's receiver (`tracked`).
 
         Outcomes recorded since the last commit are committed in the same transaction.
         """
@@ -284,11 +290,15 @@ class Journal:
         with self._transaction():
             self._write_pending()
             self._db.executemany(
-                "INSERT INTO rows (row, line, uid, state, attempted_at) "
-                "VALUES (?, ?, ?, 'attempting', ?) "
+                "INSERT INTO rows (row, line, uid, state, attempted_at, tracked) "
+                "VALUES (?, ?, ?, 'attempting', ?, ?) "
                 "ON CONFLICT (row) DO UPDATE SET state = 'attempting', kind = NULL, "
-                "outcome = NULL, uid = excluded.uid, attempted_at = excluded.attempted_at",
-                ((row, line, uid, now) for row, line, uid in attempts),
+                "outcome = NULL, uid = excluded.uid, attempted_at = excluded.attempted_at, "
+                "tracked = excluded.tracked",
+                (
+                    (row, line, uid, now, int(bool(rest and rest[0])))
+                    for row, line, uid, *rest in attempts
+                ),
             )
 
     def record_outcome(self, row: int, line: int, uid: str | None, kind: str, outcome: str) -> None:

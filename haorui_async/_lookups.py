@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from . import _defaults as defaults
 from ._admission import Admission, Late
@@ -42,6 +42,9 @@ logger = logging.getLogger(defaults.LOGGER_NAME)
 
 _T = TypeVar("_T")
 
+#: Seconds a successful account check (`CheckBalance`) stands for reconciliation.
+ACCOUNT_CHECK_TTL: Final = 300.0
+
 
 class LookupsMixin:
     """`get_delivery_status()`, `check_balance()` and `reconcile()` of `AsyncSender`."""
@@ -54,6 +57,7 @@ class LookupsMixin:
     _prefix: str
     _clock: Callable[[], float] | None
     _sleep: Callable[[float], Awaitable[None]]
+    _account_checked_at: float | None = None
 
     def _closed(self) -> bool:
         raise NotImplementedError
@@ -168,7 +172,18 @@ class LookupsMixin:
             clock=clock,
             sleep=self._sleep,
             deadline=deadline,
+            confirm=self._confirm_account,
         )
+
+    async def _confirm_account(self) -> None:
+        """Check that the credentials work (`CheckBalance`), at most once per
+        `ACCOUNT_CHECK_TTL` seconds. Raises LookupFailed."""
+        clock = self._clock or asyncio.get_running_loop().time
+        checked = self._account_checked_at
+        if checked is not None and clock() - checked < ACCOUNT_CHECK_TTL:
+            return
+        await self.check_balance()
+        self._account_checked_at = clock()
 
 
 def accepted_by(found: Reconciliation, sms: SMS, attempts: int) -> SendResult:

@@ -8,9 +8,10 @@ idempotency key: sending it again blindly may deliver it twice, dropping it may 
    this tracker's secret token, for a uid sent with it) proves the gateway took the message;
 2. `GetDeliveryStatus`: a record for the uid proves it too;
 3. two lookups that find nothing, the first at least `settle` seconds after the last attempt
-   and the second `settle` seconds after the first, make it `not_accepted`: only then is a
-   resend safe. The one residual risk: a gateway whose record of an accepted message appears
-   later than that.
+   and the second `settle` seconds after the first, make it `not_accepted`, once
+   `CheckBalance` has shown that the credentials work (a lookup with wrong ones also finds
+   nothing): only then is a resend safe. The one residual risk: a gateway whose record of an
+   accepted message appears later than that.
 
 Any lookup that cannot tell (`LookupFailed`) leaves the verdict `unknown`.
 """
@@ -152,11 +153,15 @@ async def reconcile(
     clock: Callable[[], float],
     sleep: Callable[[float], Awaitable[None]],
     deadline: float | None = None,
+    confirm: Callable[[], Awaitable[None]] | None = None,
 ) -> Reconciliation:
     """The verdict on `uid`, whose last attempt ended at `since` (on `clock`); see above.
 
     `look_up` is `AsyncSender.get_delivery_status` by uid. Past `deadline`, before two
-    settled lookups could be made, the verdict stays "unknown".
+    settled lookups could be made, the verdict stays "unknown". `confirm` (the sender's
+    `CheckBalance`) must succeed before two misses count as "not_accepted": a lookup made
+    with wrong credentials or on another account also finds nothing, and must not make a
+    message that was accepted be sent again.
     """
 
     def from_report() -> Reconciliation | None:
@@ -199,6 +204,13 @@ async def reconcile(
                 detail=f"the gateway has it ({status.status!r})",
             )
         logger.debug("uid=%s not found by lookup %d", uid, check + 1)
+    if confirm is not None:
+        try:
+            await confirm()
+        except LookupFailed as exc:
+            return Reconciliation(
+                uid, "unknown", detail=f"not found, but the account could not be checked: {exc}"
+            )
     return Reconciliation(
         uid, "not_accepted", source="lookup", detail="two settled lookups found nothing"
     )

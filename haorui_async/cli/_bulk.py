@@ -39,7 +39,13 @@ from .._outcome import KINDS
 from . import _records as records
 from ._app import app
 from ._bulk_job import BulkJob
-from ._common import BadInput, credentials, credentials_option, sender_id_option
+from ._common import (
+    EXIT_BAD_INPUT,
+    BadInput,
+    credentials,
+    credentials_option,
+    sender_id_option,
+)
 from ._records import generated_uid
 from ._reports import DELIVERY_STATES, FINAL_STATES, JournalTracker, listen_address, serve_reports
 
@@ -53,6 +59,10 @@ __all__ = ["bulk", "fingerprint", "generated_uid"]
 
 #: Seconds between refreshes of the progress bar's send rate: often enough to read as live.
 RATE_REFRESH: Final = 0.5
+
+
+class CannotListen(Exception):
+    """The `--listen` address cannot be served: bad options, nothing was sent."""
 
 
 def fingerprint(path: Path) -> str:
@@ -228,10 +238,17 @@ def bulk(
     console = Console(stderr=True)
     if reconcile and resend_unknown:
         raise BadInput("--reconcile, --resend-unknown: give one or the other")
-    if listen is not None and callback_url is None:
+    if listen is not None and callback_url is None and not collect_reports:
         raise BadInput(
-            "--listen needs --callback-url: the address the gateway pushes reports to, "
-            "which reaches this listener"
+            "--listen needs --callback-url (or --collect-reports): the address the gateway "
+            "pushes reports to, which reaches this listener"
+        )
+    if reports_wait is not None and listen is None:
+        raise BadInput("--reports-wait needs --listen HOST:PORT")
+    if collect_reports and (reconcile or resend_unknown or retry_refused):
+        raise BadInput(
+            "--collect-reports sends nothing: --reconcile, --resend-unknown and "
+            "--retry-refused are for a run that sends"
         )
     if collect_reports and listen is None:
         raise BadInput("--collect-reports needs --listen HOST:PORT")
@@ -391,7 +408,12 @@ def _run_job(
                 async with contextlib.AsyncExitStack() as stack:
                     await stack.enter_async_context(sender)
                     if listen is not None and job.tracker is not None:
-                        await stack.enter_async_context(serve_reports(job.tracker, *listen))
+                        try:
+                            await stack.enter_async_context(serve_reports(job.tracker, *listen))
+                        except OSError as exc:
+                            where = f"--listen {listen[0]}:{listen[1]}"
+                            text = f"{where}: cannot serve there ({exc})"
+                            raise CannotListen(text) from None
                     if to_reconcile:
                         progress.update(task, description="reconciling")
                         to_send.update(await job.reconcile_rows(sender, to_reconcile))
@@ -406,13 +428,12 @@ def _run_job(
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     loop.remove_signal_handler(sig)
 
+        cannot_listen = False
         try:
             asyncio.run(main())
-        except OSError as exc:
-            if listen is None:
-                raise
-            console.print(f"--listen {listen[0]}:{listen[1]}: cannot serve there ({exc})")
-            interrupted = True
+        except CannotListen as exc:
+            console.print(str(exc), highlight=False, soft_wrap=True)
+            cannot_listen = True
         except (KeyboardInterrupt, asyncio.CancelledError):
             interrupted = True
         interrupted = interrupted or job.stopping
@@ -420,7 +441,7 @@ def _run_job(
         if job.tracker is not None:
             waiting = journal.awaiting_reports(FINAL_STATES)
     _summary(console, job, earlier, found.rows, time.monotonic() - started, interrupted, waiting)
-    return job.exit_code(interrupted)
+    return EXIT_BAD_INPUT if cannot_listen else job.exit_code(interrupted)
 
 
 def _summary(
@@ -483,7 +504,7 @@ def _summary(
     if waiting:
         console.print(
             f"{waiting:,} sent rows have no final delivery report yet: collect them later "
-            "with --collect-reports --listen HOST:PORT.",
+            "with the same command and --collect-reports --listen HOST:PORT.",
             highlight=False,
             soft_wrap=True,
         )

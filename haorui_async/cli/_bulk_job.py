@@ -284,7 +284,9 @@ class BulkJob:
 
         def release() -> Iterator[SMS]:
             nonlocal index
-            self.journal.record_attempts((r.row, r.line, sms.uid) for r, sms in batch)
+            self.journal.record_attempts(
+                (r.row, r.line, sms.uid, self.reports_come_here(sms)) for r, sms in batch
+            )
             self.unhanded.extend(batch)
             batch.clear()
             while self.unhanded and not self.stopping:
@@ -306,6 +308,12 @@ class BulkJob:
                 yield from release()
         if batch and not self.stopping:
             yield from release()
+
+    def reports_come_here(self, sms: SMS) -> bool:
+        """Whether the reports of `sms` come to this job's receiver: it goes out with the
+        job's callback URL (it has none of its own)."""
+        tracker = self.tracker
+        return tracker is not None and tracker.callback_url is not None and sms.callback_url is None
 
     def bad_row(self, row: Row, error: Exception) -> None:
         line = records.record_line(records.bad_row_record(row, error))

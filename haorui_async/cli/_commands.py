@@ -5,6 +5,7 @@ from __future__ import annotations
 from . import (
     _bench,  # noqa: F401
     _bulk,  # noqa: F401
+    _campaign,  # noqa: F401
     _demo,  # noqa: F401
     _emulator,  # noqa: F401
     _send,  # noqa: F401

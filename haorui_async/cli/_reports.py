@@ -76,6 +76,10 @@ class JournalTracker(DeliveryTracker):
     def record(self, report: DeliveryReport) -> bool:
         if report.uid is None or not self.journal.has_uid(report.uid):
             return False
+        held = self.report_for(report.uid)
+        if held is not None and held.final and not report.final:
+            # A report that comes late (the gateway retried it) never undoes a final state.
+            return True
         self.journal.record_report(report.uid, report.raw, delivery=report.state.value)
         self.applied += 1
         return True

@@ -230,12 +230,16 @@ def test_a_report_keeps_its_delivery_state_and_the_latest_one_wins(tmp_path: Pat
 
 def test_awaiting_reports_counts_sent_rows_without_a_final_report(tmp_path: Path) -> None:
     with Journal(tmp_path / "j", fingerprint="f", outcome_max_age=3600) as journal:
-        journal.record_attempts([(n, n, f"u{n}") for n in range(1, 6)])
-        for n, kind in enumerate(["sent", "sent", "sent", "failed"], start=1):
-            journal.record_outcome(n, n, f"u{n}", kind, "{}")
+        # Rows 1-5 went out with the job's callback URL; row 6 with one of its own.
+        journal.record_attempts([(n, n, f"u{n}", True) for n in range(1, 6)])
+        journal.record_attempts([(6, 6, "u6", False)])
+        for n, kind in enumerate(["sent", "sent", "sent", "failed", "sent", "sent"], start=1):
+            if n != 5:
+                journal.record_outcome(n, n, f"u{n}", kind, "{}")
         journal.record_report("u1", REPORT, delivery="delivered")
         journal.record_report("u2", REPORT, delivery="pending")
-        # Pending outcomes and reports count too: u2 (pending) and u3 (no report).
+        # Pending outcomes and reports count too: u2 (pending) and u3 (no report); not u5
+        # (no outcome yet), nor u6, whose reports go elsewhere.
         assert journal.awaiting_reports(["delivered", "failed"]) == 2
         journal.record_report("u2", REPORT, delivery="failed")
         assert journal.awaiting_reports(["delivered", "failed"]) == 1

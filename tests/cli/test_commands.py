@@ -158,14 +158,24 @@ def test_send_without_a_sender_id_names_the_option_and_the_variable_and_sends_no
     assert stats(emulator_url)["received"] == before
 
 
+def every_command(group: click.Group, prefix: str = "") -> dict[str, click.Command]:
+    """Every command under `group`, by its full name ("campaign enqueue")."""
+    found: dict[str, click.Command] = {}
+    for name, command in group.commands.items():
+        found[prefix + name] = command
+        if isinstance(command, click.Group):
+            found.update(every_command(command, f"{prefix}{name} "))
+    return found
+
+
 def test_every_command_with_a_sender_id_option_reads_it_from_haorui_sender_id() -> None:
     with_option = {
         name: param
-        for name, command in app.commands.items()
+        for name, command in every_command(app).items()
         for param in command.params
         if param.name == "sender_id"
     }
-    assert set(with_option) == {"send", "bulk", "bench"}
+    assert set(with_option) == {"send", "bulk", "bench", "campaign enqueue", "worker"}
     assert {param.envvar for param in with_option.values()} == {"HAORUI_SENDER_ID"}
 
 

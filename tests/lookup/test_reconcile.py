@@ -34,8 +34,18 @@ class Gateway:
     """SendSMS loses its answers as scripted; GetDeliveryStatus finds what `accepted` holds
     once `lag` seconds have passed on the clock."""
 
-    def __init__(self, clock: Clock, *, lose: int, accept_lost: bool, lag: float = 0.0) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        *,
+        lose: int,
+        accept_lost: bool,
+        lag: float = 0.0,
+        account_works: bool = True,
+    ) -> None:
         self.clock = clock
+        self.account_works = account_works
+        self.balance_checks = 0
         self.lose = lose
         self.accept_lost = accept_lost
         self.lag = lag
@@ -46,6 +56,11 @@ class Gateway:
     def __call__(self, request: httpx.Request) -> httpx.Response:
         params = json.loads(request.content)
         uid = params.get("uid")
+        if request.url.path.endswith("CheckBalance"):
+            self.balance_checks += 1
+            if not self.account_works:
+                return httpx.Response(200, json={"status": "F", "remarks": "Invalid credentials"})
+            return httpx.Response(200, json={"BalanceAmount": "12.5", "CurrenceCode": "UGX"})
         if request.url.path.endswith("GetDeliveryStatus"):
             self.lookups.append(self.clock.now)
             when = self.accepted.get(uid)
@@ -100,6 +115,22 @@ async def test_a_message_lost_before_acceptance_is_sent_again_after_two_settled_
     first, second = gateway.lookups
     assert first - 1000.0 >= SETTLE
     assert second - first >= SETTLE
+    # Two misses count only once the account is shown to work.
+    assert gateway.balance_checks == 1
+
+
+async def test_misses_on_an_account_that_cannot_be_checked_leave_it_unknown() -> None:
+    # Lookups with wrong credentials find nothing either: no resend on their word.
+    clock = Clock()
+    gateway = Gateway(clock, lose=1, accept_lost=True, lag=1e9, account_works=False)
+    async with make(gateway, clock, reconcile_unknown=True) as sender:
+        with pytest.raises(OutcomeUnknown):
+            await sender.send("8613912345678", "hi", uid="u-1")
+        found = await sender.reconcile("u-1", age=SETTLE)
+    assert gateway.sends == 1
+    assert found.verdict == "unknown"
+    assert "account could not be checked" in found.detail
+    assert gateway.balance_checks >= 1
 
 
 async def test_without_time_to_settle_the_outcome_stays_unknown() -> None:
