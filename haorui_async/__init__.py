@@ -50,6 +50,7 @@ from ._receiver import DeliveryReportReceiver
 from ._reconcile import DeliveryTracker, Reconciliation
 from ._retry import RetryPolicy
 from ._sender import AsyncSender
+from ._sync import Sender
 from ._version import __version__
 
 __all__ = [
@@ -78,6 +79,7 @@ __all__ = [
     "SMS",
     "SendError",
     "SendResult",
+    "Sender",
     "SenderClosed",
     "SubmissionFailed",
     "TextInfo",
