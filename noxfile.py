@@ -4,12 +4,43 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+from pathlib import Path
 
 import nox
 
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = True
 nox.options.sessions = ["tests", "lint", "typing"]
+
+#: The Pythons the package claims (its classifiers): `nox -s compat` tests each; CI runs the
+#: oldest and the newest, beside the full `tests` session on the default one.
+PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
+
+
+def _select_pyenv_versions() -> None:
+    """pyenv's shims run only the versions selected (`PYENV_VERSION`, which `pyenv exec` sets
+    for nox itself): add every installed version of `PYTHONS` after the selected ones, so
+    that `python3.10` ... `python3.13` are found."""
+    if not shutil.which("pyenv"):
+        return
+    try:
+        root = subprocess.run(["pyenv", "root"], capture_output=True, text=True, check=True)
+        current = (
+            os.environ.get("PYENV_VERSION")
+            or subprocess.run(
+                ["pyenv", "version-name"], capture_output=True, text=True, check=True
+            ).stdout.strip()
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return
+    versions = Path(root.stdout.strip()) / "versions"
+    installed = sorted(p.name for p in versions.iterdir()) if versions.is_dir() else []
+    wanted = [v for v in installed if any(v.startswith(f"{py}.") for py in PYTHONS)]
+    os.environ["PYENV_VERSION"] = ":".join(dict.fromkeys([*current.split(":"), *wanted]))
+
+
+_select_pyenv_versions()
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 
@@ -38,6 +69,29 @@ def tests(session: nox.Session) -> None:
     session.run("coverage", "run", "-m", "pytest", *session.posargs)
     session.run("coverage", "combine", success_codes=[0, 1])
     session.run("coverage", "report")
+
+
+@nox.session(python=PYTHONS, default=False)
+def compat(session: nox.Session) -> None:
+    """The test suite on each Python the package claims (no coverage gate: `tests` has it)."""
+    ensure_redis_server(session)
+    session.install("-e", EXTRAS, *nox.project.dependency_groups(PYPROJECT, "test"))
+    session.run("pytest", "-p", "no:cacheprovider", *session.posargs)
+
+
+@nox.session(default=False)
+def package(session: nox.Session) -> None:
+    """Build the sdist and the wheel, check them as an index would, and install the wheel
+    into a fresh virtualenv (tests/package)."""
+    session.install("build", "twine", *nox.project.dependency_groups(PYPROJECT, "test"))
+    out = Path(session.create_tmp()) / "dist"
+    shutil.rmtree(out, ignore_errors=True)
+    session.run("python", "-m", "build", "--outdir", str(out))
+    (wheel,) = out.glob("*.whl")
+    (sdist,) = out.glob("*.tar.gz")
+    session.run("twine", "check", "--strict", str(wheel), str(sdist))
+    env = {"HAORUI_WHEEL": str(wheel), "HAORUI_SDIST": str(sdist)}
+    session.run("pytest", "tests/package", "-p", "no:cacheprovider", env=env)
 
 
 @nox.session
@@ -79,7 +133,8 @@ def docs(session: nox.Session) -> None:
     """Build the documentation site (`mkdocs build --strict`), then test its pages and examples."""
     session.install(
         "-e",
-        ".[emulator,ratelimit]",
+        # The command-line reference (mkdocs-click) imports every command.
+        ".[cli,emulator,ratelimit,redis,queue]",
         *nox.project.dependency_groups(PYPROJECT, "docs"),
         *nox.project.dependency_groups(PYPROJECT, "test"),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import re
@@ -272,9 +273,8 @@ def test_a_file_that_is_not_a_journal_is_refused(gateway: str, tmp_path: Path) -
 def test_a_journal_of_another_layout_version_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "j"
     Journal(path, fingerprint="f").close()
-    with sqlite3.connect(path) as db:
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
         db.execute("UPDATE meta SET value = '0' WHERE key = 'version'")
-    db.close()
     with pytest.raises(ValueError, match="layout version"):
         Journal(path, fingerprint="f")
 

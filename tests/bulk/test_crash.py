@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import json
 import signal
@@ -44,10 +45,10 @@ def make_csv(path: Path, tag: str) -> Path:
 
 
 def journal_states(path: Path) -> dict[int, str]:
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-        states = dict(db.execute("SELECT row, state FROM rows").fetchall())
-    db.close()
-    return states
+    # `closing`, also when the query fails (no table yet): the connection's own context
+    # manager commits but never closes, and an unclosed one warns on Python 3.13.
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+        return dict(db.execute("SELECT row, state FROM rows").fetchall())
 
 
 async def start_bulk(base_url: str, csv_path: Path, out: Path) -> asyncio.subprocess.Process:

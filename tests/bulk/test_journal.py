@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
 from pathlib import Path
@@ -13,10 +14,9 @@ from haorui_async._journal import Journal, JournalRow
 
 def committed(path: Path) -> dict[int, str]:
     """The rows another connection sees: only what was committed."""
-    with sqlite3.connect(path) as db:
-        rows = dict(db.execute("SELECT row, state FROM rows").fetchall())
-    db.close()
-    return rows
+    # `closing`: the connection's own context manager commits but never closes.
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return dict(db.execute("SELECT row, state FROM rows").fetchall())
 
 
 def test_attempts_are_committed_in_one_transaction_with_the_pending_outcomes(
