@@ -102,3 +102,8 @@ MAX_ANSWER_BODY: Final = 64 * 1024
 #: the gateway queues a message; 10 s leaves room for a slow gateway while still fitting twice
 #: in the default deadline of a send (60 s) with its first attempts.
 DEFAULT_RECONCILE_SETTLE: Final = 10.0
+
+#: Seconds a request that got no answer in time (a timeout, an HTTP 504) may still be in the
+#: gateway's hands: reconciliation counts its settle time from this long after the attempt
+#: ended, since a gateway that answers slowly may also accept late.
+RECONCILE_IN_FLIGHT: Final = 60.0

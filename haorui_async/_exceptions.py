@@ -122,6 +122,9 @@ class SendError(HaoruiError):
         self.retry_after = retry_after
         #: When the last attempt ended, on the sender's clock (set by the sender).
         self.ended_at: float | None = None
+        #: True where the attempt ended without an answer in time (a timeout, a 504): the
+        #: gateway may still be working on the request (reconciliation waits longer).
+        self.timed_out = False
         super().__init__(detail)
 
     @property

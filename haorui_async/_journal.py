@@ -29,11 +29,16 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import IO, Any, Final
 
 import attrs
 
 from ._exceptions import ConfigurationError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no advisory lock (documented)
+    fcntl = None  # type: ignore[assignment]
 
 __all__ = ["Journal", "JournalRow"]
 
@@ -42,11 +47,13 @@ __all__ = ["Journal", "JournalRow"]
 #: rows then count as unknown, never as unsent.
 OUTCOME_BATCH: Final = 1000
 OUTCOME_MAX_AGE: Final = 0.5
+#: Random bytes of a job's id (`Journal.job`), in hex in every generated uid of the job.
+JOB_ID_BYTES: Final = 4
 #: Rows read per query by `Journal.rows()`.
 READ_PAGE: Final = 1000
 #: The journal's layout; a journal of another version is refused rather than misread
 #: (version 1, without attempt times and reports, is brought up to date in place).
-SCHEMA_VERSION: Final = "2"
+SCHEMA_VERSION: Final = "3"
 
 ATTEMPTING: Final = "attempting"
 DONE: Final = "done"
@@ -68,15 +75,16 @@ CREATE TABLE IF NOT EXISTS rows (
 );
 CREATE INDEX IF NOT EXISTS rows_by_uid ON rows (uid);
 """
-_UPGRADE_FROM_1: Final = """
-ALTER TABLE rows ADD COLUMN attempted_at REAL;
-ALTER TABLE rows ADD COLUMN report TEXT;
-ALTER TABLE rows ADD COLUMN delivery TEXT;
-ALTER TABLE rows ADD COLUMN ended_at REAL;
-ALTER TABLE rows ADD COLUMN tracked INTEGER NOT NULL DEFAULT 0;
-CREATE INDEX IF NOT EXISTS rows_by_uid ON rows (uid);
-UPDATE meta SET value = '2' WHERE key = 'version';
-"""
+#: The columns later layouts added, as an older journal gets them (in place, on open).
+_ADDED_COLUMNS: Final = (
+    ("attempted_at", "REAL"),
+    ("report", "TEXT"),
+    ("delivery", "TEXT"),
+    ("ended_at", "REAL"),
+    ("tracked", "INTEGER NOT NULL DEFAULT 0"),
+)
+#: Layouts an open brings up to date.
+_UPGRADABLE: Final = ("1", "2")
 
 
 @attrs.frozen
@@ -138,14 +146,17 @@ class Journal:
         self._pending: list[tuple[int, int, str | None, str, str, float]] = []
         self._pending_since = 0.0
         self._pending_reports: dict[str, tuple[str, str | None]] = {}
+        self._lock = _lock(path)
         try:
             self._db = sqlite3.connect(os.fspath(path), isolation_level=None)
         except sqlite3.Error as exc:
+            self._lock.close()
             raise ConfigurationError(f"journal {path}: cannot be opened ({exc})") from None
         try:
             self._open(fingerprint)
         except BaseException:
             self._db.close()
+            self._lock.close()
             raise
 
     def _open(self, fingerprint: str) -> None:
@@ -164,11 +175,8 @@ class Journal:
             self._db.execute("PRAGMA journal_mode=WAL")
             # FULL: a committed batch survives a power loss too, not only a killed process.
             self._db.execute("PRAGMA synchronous=FULL")
-            if meta.get("version") == "1":
-                with self._transaction():
-                    for statement in _UPGRADE_FROM_1.strip().split(";\n"):
-                        self._db.execute(statement)
-                meta = self._meta()
+            if meta.get("version") in _UPGRADABLE:
+                self._upgrade()
             self._db.executescript(_SCHEMA)
             meta = self._meta()
         except sqlite3.DatabaseError as exc:
@@ -177,7 +185,11 @@ class Journal:
             with self._transaction():
                 self._db.executemany(
                     "INSERT INTO meta (key, value) VALUES (?, ?)",
-                    [("version", SCHEMA_VERSION), ("fingerprint", fingerprint)],
+                    [
+                        ("version", SCHEMA_VERSION),
+                        ("fingerprint", fingerprint),
+                        ("job", secrets.token_hex(JOB_ID_BYTES)),
+                    ],
                 )
         elif meta.get("version") != SCHEMA_VERSION:
             raise ConfigurationError(
@@ -189,6 +201,20 @@ class Journal:
                 f"journal {path}: it records a different input file; give another --journal "
                 "path to start a new job"
             )
+        #: The job's id: part of every generated uid, so two jobs of one file never share
+        #: uids (a lookup for one job's message must not find the other's). Empty for a
+        #: journal made before jobs had ids.
+        self.job = self._meta().get("job", "")
+
+    def _upgrade(self) -> None:
+        """Bring a journal of an older layout up to date, keeping every row. Its job id stays
+        empty: its rows' generated uids were made without one, and must not change."""
+        present = {row[1] for row in self._db.execute("PRAGMA table_info(rows)")}
+        with self._transaction():
+            for name, kind in _ADDED_COLUMNS:
+                if name not in present:
+                    self._db.execute(f"ALTER TABLE rows ADD COLUMN {name} {kind}")
+            self._db.execute("UPDATE meta SET value = ? WHERE key = 'version'", (SCHEMA_VERSION,))
 
     def _meta(self) -> dict[str, str]:
         tables = self._db.execute(
@@ -360,17 +386,42 @@ class Journal:
             self._pending = []
 
     def close(self) -> None:
-        """Commit what is pending and close the file."""
+        """Commit what is pending, close the file and let another run open it."""
         try:
             self.flush()
         finally:
             self._db.close()
+            self._lock.close()
 
     def __enter__(self) -> Journal:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _lock(path: Path) -> IO[bytes]:
+    """An exclusive lock on the journal (a `.lock` file beside it), held while it is open:
+    two runs of one job at once would both send every row past the journal's last one.
+
+    Raises:
+        ConfigurationError: another run holds it, or the lock file cannot be made.
+    """
+    lock_path = path.with_name(path.name + ".lock")
+    try:
+        file = open(lock_path, "ab")  # noqa: SIM115 - held until close()
+    except OSError as exc:
+        raise ConfigurationError(f"journal {path}: cannot be opened ({exc})") from None
+    if fcntl is not None:
+        try:
+            fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            file.close()
+            raise ConfigurationError(
+                f"journal {path}: another run of this job is in progress (it holds "
+                f"{lock_path}); wait for it, or stop it first"
+            ) from None
+    return file
 
 
 class _Transaction:

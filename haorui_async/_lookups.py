@@ -58,6 +58,7 @@ class LookupsMixin:
     _clock: Callable[[], float] | None
     _sleep: Callable[[float], Awaitable[None]]
     _account_checked_at: float | None = None
+    _account_check: asyncio.Lock | None = None
 
     def _closed(self) -> bool:
         raise NotImplementedError
@@ -99,12 +100,15 @@ class LookupsMixin:
             "api_password": self._password,
         }
 
-    async def _look_up(self, request: Request, read: Callable[[Answer], _T]) -> _T:
+    async def _look_up(
+        self, request: Request, read: Callable[[Answer], _T], deadline: float | None = None
+    ) -> _T:
         if self._closed():
             raise SenderClosed("this AsyncSender is closed; create a new one")
         loop = asyncio.get_running_loop()
         clock = self._clock or loop.time
-        deadline = clock() + self.config.deadline
+        own = clock() + self.config.deadline
+        deadline = own if deadline is None else min(own, deadline)
         policy = self.config.retry
         attempt = 1
         while True:
@@ -157,11 +161,16 @@ class LookupsMixin:
         clock = self._clock or asyncio.get_running_loop().time
         since = clock() - (age or 0.0)
         uid = what if isinstance(what, str) else what.uid
-        if isinstance(what, OutcomeUnknown) and age is None and what.ended_at is not None:
-            since = what.ended_at
+        phonenumber = None if isinstance(what, str) else _message_of(what).phonenumber
+        if isinstance(what, OutcomeUnknown):
+            if age is None and what.ended_at is not None:
+                since = what.ended_at
+            if what.timed_out or what.status_code == 504:
+                # No answer in time: the gateway may accept it later still.
+                since += defaults.RECONCILE_IN_FLIGHT
 
         async def look_up(uid: str) -> DeliveryStatus | None:
-            return await self.get_delivery_status(uid=uid)
+            return await self._look_up_status(uid, deadline)
 
         return await reconcile(
             uid,
@@ -173,17 +182,38 @@ class LookupsMixin:
             sleep=self._sleep,
             deadline=deadline,
             confirm=self._confirm_account,
+            phonenumber=phonenumber,
+        )
+
+    async def _look_up_status(self, uid: str, deadline: float | None) -> DeliveryStatus | None:
+        """`get_delivery_status(uid=...)`, within `deadline` (the clock's) where one is given:
+        a reconciliation inside a send keeps to the send's deadline."""
+        if deadline is None:
+            return await self.get_delivery_status(uid=uid)
+        request = delivery_status_request(**self._lookup_fields(DELIVERY_STATUS_PATH), uid=uid)
+        return await self._look_up(
+            request,
+            lambda a: read_delivery_status(a.status, a.body, uid=uid, message_id=None),
+            deadline=deadline,
         )
 
     async def _confirm_account(self) -> None:
         """Check that the credentials work (`CheckBalance`), at most once per
         `ACCOUNT_CHECK_TTL` seconds. Raises LookupFailed."""
         clock = self._clock or asyncio.get_running_loop().time
-        checked = self._account_checked_at
-        if checked is not None and clock() - checked < ACCOUNT_CHECK_TTL:
-            return
-        await self.check_balance()
-        self._account_checked_at = clock()
+        if self._account_check is None:
+            self._account_check = asyncio.Lock()
+        # One check at a time: reconciliations that finish together share it.
+        async with self._account_check:
+            checked = self._account_checked_at
+            if checked is not None and clock() - checked < ACCOUNT_CHECK_TTL:
+                return
+            await self.check_balance()
+            self._account_checked_at = clock()
+
+
+def _message_of(what: OutcomeUnknown | SMS) -> SMS:
+    return what if isinstance(what, SMS) else what.message
 
 
 def accepted_by(found: Reconciliation, sms: SMS, attempts: int) -> SendResult:

@@ -154,6 +154,7 @@ async def reconcile(
     sleep: Callable[[float], Awaitable[None]],
     deadline: float | None = None,
     confirm: Callable[[], Awaitable[None]] | None = None,
+    phonenumber: str | None = None,
 ) -> Reconciliation:
     """The verdict on `uid`, whose last attempt ended at `since` (on `clock`); see above.
 
@@ -161,7 +162,8 @@ async def reconcile(
     settled lookups could be made, the verdict stays "unknown". `confirm` (the sender's
     `CheckBalance`) must succeed before two misses count as "not_accepted": a lookup made
     with wrong credentials or on another account also finds nothing, and must not make a
-    message that was accepted be sent again.
+    message that was accepted be sent again. Where `phonenumber` is given, a record for the
+    uid that names another number is some other message with the same uid: "unknown".
     """
 
     def from_report() -> Reconciliation | None:
@@ -194,6 +196,13 @@ async def reconcile(
         except LookupFailed as exc:
             logger.debug("uid=%s stays unknown: %s", uid, exc)
             return Reconciliation(uid, "unknown", detail=f"the lookup failed: {exc}")
+        if status is not None and not _same_number(status.phonenumber, phonenumber):
+            return Reconciliation(
+                uid,
+                "unknown",
+                detail="the gateway's record of this uid is of another number: two messages "
+                "share the uid",
+            )
         if status is not None:
             return Reconciliation(
                 uid,
@@ -214,3 +223,11 @@ async def reconcile(
     return Reconciliation(
         uid, "not_accepted", source="lookup", detail="two settled lookups found nothing"
     )
+
+
+def _same_number(recorded: str | None, sent: str | None) -> bool:
+    """Whether a record's number may be the one sent (either unknown: it may)."""
+    if not recorded or not sent:
+        return True
+    digits = "".join(c for c in recorded if c.isdigit())
+    return not digits or digits == "".join(c for c in sent if c.isdigit())

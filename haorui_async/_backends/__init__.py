@@ -184,6 +184,7 @@ def translate(exc: Exception, sms: SMS, attempt: int, secret: Secret) -> SendErr
             f"the exchange broke off after the request went out ({clean})",
         )
     failure = cls(detail, message=sms, attempts=attempt)
+    failure.timed_out = isinstance(exc, httpx.TimeoutException)
     if logger.isEnabledFor(logging.DEBUG):
         logger.debug("attempt %d uid=%s: %s", attempt, sms.uid, detail)
     if clean == text and scrub(repr(exc), secret) == repr(exc):

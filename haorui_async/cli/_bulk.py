@@ -298,6 +298,7 @@ def bulk(
         retry_refused=retry_refused,
         reconcile=reconcile,
         tracker=tracker,
+        repeated=found.repeated,
         concurrency=concurrency,
         default_sender_id=sender_id,
         on_outcome=lambda: None,

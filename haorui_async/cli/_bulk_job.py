@@ -28,7 +28,7 @@ import asyncio
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Final, Literal
 
@@ -62,18 +62,15 @@ REPORT_POLL: Final = 0.5
 Action = Literal["keep", "send", "reconcile"]
 
 
-def attempt_age(entry: JournalRow, now: float, deadline: float) -> float | None:
+def attempt_age(entry: JournalRow, now: float) -> float | None:
     """How long ago (at least) the last attempt of an unknown row ended, by the journal.
 
     A row with a recorded outcome ended when it was recorded. A row still "attempting" was
-    journaled before its request went out, which then took up to a send's `deadline`, and
-    its run died at some point after: only the time past that deadline is sure.
+    journaled before its request went out, which may have waited for a free worker and then
+    taken up to a send's deadline: nothing sure is known of it, so its last attempt counts
+    as just now (None), and its first lookup waits the whole settle time.
     """
-    if entry.state == ATTEMPTING:
-        if entry.attempted_at is None:
-            return None
-        return max(0.0, now - entry.attempted_at - deadline)
-    if entry.ended_at is None:
+    if entry.state == ATTEMPTING or entry.ended_at is None:
         return None
     return max(0.0, now - entry.ended_at)
 
@@ -100,6 +97,7 @@ class BulkJob:
         retry_refused: bool = False,
         reconcile: bool = False,
         tracker: JournalTracker | None = None,
+        repeated: Mapping[int, int] | None = None,
     ) -> None:
         self.recipients = recipients
         self.journal = journal
@@ -109,6 +107,8 @@ class BulkJob:
         self.retry_refused = retry_refused
         self.reconcile = reconcile
         self.tracker = tracker
+        self.repeated = repeated or {}
+        self.job = journal.job
         self.concurrency = concurrency
         self.default_sender_id = default_sender_id
         self.on_outcome = on_outcome
@@ -225,7 +225,7 @@ class BulkJob:
 
         async def one(entry: JournalRow) -> None:
             assert entry.uid is not None
-            found = await sender.reconcile(entry.uid, age=attempt_age(entry, now, sender.deadline))
+            found = await sender.reconcile(entry.uid, age=attempt_age(entry, now))
             settled.add(entry.row)
             self.verdicts[found.verdict] += 1
             if found.verdict == "not_accepted":
@@ -271,7 +271,12 @@ class BulkJob:
 
     def message(self, header: list[str], row: Row) -> SMS:
         """The `SMS` of one row; raises a `ValueError` for a row that cannot be sent."""
-        sms = records.build_message(header, row, fingerprint=self.fingerprint)
+        sms = records.build_message(header, row, fingerprint=self.fingerprint, job=self.job)
+        first = self.repeated.get(row.row)
+        if first is not None:
+            raise InvalidMessage(
+                "uid", sms.uid, f"already the uid of row {first}: each message needs its own"
+            )
         if sms.sender_id is None and self.default_sender_id is None:
             raise InvalidMessage("sender_id", None, MISSING_SENDER_ID)
         return sms

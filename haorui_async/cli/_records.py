@@ -89,11 +89,15 @@ class RecipientsFile:
         header: the column names, in lower case, the required ones among them.
         fingerprint: the SHA-256 of the file's bytes (see `fingerprint`).
         rows: how many records follow the header (blank lines not counted).
+        repeated: rows whose uid an earlier row already has, with that row.
     """
 
     header: list[str]
     fingerprint: str
     rows: int
+    #: Rows whose `uid` an earlier row of the file already has, with that earlier row: one
+    #: uid names one message (a lookup or a report by uid could not tell two apart).
+    repeated: dict[int, int] = attrs.field(factory=dict)
 
 
 class _HashingReader(io.RawIOBase):
@@ -126,8 +130,13 @@ def fingerprint(file: IO[bytes]) -> str:
     return _HashingReader(file).hexdigest()
 
 
-def generated_uid(fingerprint: str, row: int) -> str:
-    """The uid of a row that carries none: stable for the same file, whatever its path."""
+def generated_uid(fingerprint: str, row: int, job: str = "") -> str:
+    """The uid of a row that carries none: the same on every run of one job (`job`, its
+    id), whatever the file's path; another job of the same file has other uids, so a lookup
+    for one job's message never finds the other's. (No `job`: the form of journals made
+    before jobs had ids.)"""
+    if job:
+        return f"{fingerprint[:16]}-{job}-{row}"
     return f"{fingerprint[:16]}-{row}"
 
 
@@ -182,18 +191,29 @@ def check_recipients(file: IO[bytes]) -> RecipientsFile:
     try:
         with text:
             header, rows = read_recipients(text)
-            count = sum(1 for _ in rows)
+            count = 0
+            repeated: dict[int, int] = {}
+            column = header.index("uid") if "uid" in header else None
+            first_of: dict[str, int] = {}
+            for row in rows:
+                count += 1
+                if column is not None and column < len(row.fields):
+                    uid = row.fields[column].strip()
+                    if uid:
+                        first = first_of.setdefault(uid, row.row)
+                        if first != row.row:
+                            repeated[row.row] = first
     except UnicodeDecodeError as exc:
         # `exc.start` counts from the chunk being decoded, not the file: name only the byte.
         bad = exc.object[exc.start : exc.end]
         raise BadCsv(f"not UTF-8 text (it holds {bad!r}): save it as UTF-8") from None
     except csv.Error as exc:
         raise BadCsv(f"not a readable CSV file ({exc})") from None
-    return RecipientsFile(header, hashing.hexdigest(), count)
+    return RecipientsFile(header, hashing.hexdigest(), count, repeated)
 
 
-def build_message(header: list[str], row: Row, *, fingerprint: str) -> SMS:
-    """The `SMS` of one record; a row without a uid gets `generated_uid(fingerprint, row)`.
+def build_message(header: list[str], row: Row, *, fingerprint: str, job: str = "") -> SMS:
+    """The `SMS` of one record; a row without a uid gets `generated_uid(fingerprint, row, job)`.
 
     Raises `InvalidMessage` naming the field, or a `ValueError` (a row of the wrong width).
     """
@@ -207,7 +227,7 @@ def build_message(header: list[str], row: Row, *, fingerprint: str) -> SMS:
     return SMS(
         values.get("phonenumber") or "",
         row.fields[header.index("textmessage")],
-        uid=values.get("uid") or generated_uid(fingerprint, row.row),
+        uid=values.get("uid") or generated_uid(fingerprint, row.row, job),
         sms_type=values.get("sms_type"),
         encoding=values.get("encoding"),
         sender_id=values.get("sender_id"),

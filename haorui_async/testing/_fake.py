@@ -60,7 +60,8 @@ class FakeGateway:
         lookup_lag: seconds, on `clock`, before `GetDeliveryStatus` finds an accepted message.
         clock: the model's clock (`time.monotonic`); a test passes its own to skip the lag
             without waiting.
-        balance, currency: what `CheckBalance` answers.
+        balance: the amount `CheckBalance` answers.
+        currency: the currency code `CheckBalance` answers.
         lookup_faults: lookups take their turn in the fault plan too (by default they are
             always answered, and a scripted fault waits for the next send).
 

@@ -231,7 +231,7 @@ class FaultPlan:
     Queued faults come first, in the order they were injected; then random faults at the
     configured rates, drawn from `random.Random(seed)`.
 
-    Args:
+    Attributes:
         rates: the random faults' rates; none by default.
         seed: the seed of the random generator (None: unseeded).
     """

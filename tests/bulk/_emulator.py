@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,3 +41,10 @@ def accepted_uids(base_url: str) -> Counter[str]:
     """How many times the emulator accepted each uid."""
     page = httpx.get(f"{base_url}/_emulator/messages", timeout=10).json()
     return Counter(m["uid"] for m in page["messages"])
+
+
+def job_of(journal: Path) -> str:
+    """The job id a bulk journal holds: part of the uids it generates."""
+    with contextlib.closing(sqlite3.connect(f"file:{journal}?mode=ro", uri=True)) as db:
+        found = db.execute("SELECT value FROM meta WHERE key = 'job'").fetchone()
+    return "" if found is None else str(found[0])

@@ -18,7 +18,7 @@ from haorui_async.cli._bulk import fingerprint, generated_uid
 from haorui_async.testing import Hang, serve
 from haorui_async.testing._server import Emulator
 
-from ._emulator import env_for
+from ._emulator import env_for, job_of
 from .conftest import eventually
 
 ROWS = 1500
@@ -112,7 +112,7 @@ async def test_a_run_killed_with_sigkill_resumes_without_sending_any_row_twice(
     assert sorted(lines) == list(range(1, ROWS + 1))
     digest = fingerprint(csv_path)
     for row, line in lines.items():
-        uid = generated_uid(digest, row)
+        uid = generated_uid(digest, row, job_of(journal))
         assert line["uid"] == uid
         accepted = emulator.count_for_uid(uid)
         # The gateway accepted each uid at most once, across both runs.
@@ -150,7 +150,8 @@ async def test_sigterm_lets_sends_in_flight_finish_so_the_rerun_has_no_unknown_r
     assert sorted(lines) == list(range(1, ROWS + 1))
     assert {line["kind"] for line in lines.values()} == {"sent"}
     digest = fingerprint(csv_path)
-    assert all(emulator.count_for_uid(generated_uid(digest, r)) == 1 for r in lines)
+    job = job_of(journal)
+    assert all(emulator.count_for_uid(generated_uid(digest, r, job)) == 1 for r in lines)
 
 
 async def test_a_second_sigterm_cancels_the_sends_in_flight_and_records_them_unknown(
@@ -183,4 +184,4 @@ async def test_a_second_sigterm_cancels_the_sends_in_flight_and_records_them_unk
         digest = fingerprint(csv_path)
         for row, line in lines.items():
             if line["kind"] == "sent":
-                assert gateway.count_for_uid(generated_uid(digest, row)) == 1
+                assert gateway.count_for_uid(generated_uid(digest, row, job_of(journal))) == 1

@@ -26,7 +26,7 @@ import pytest
 
 from haorui_async.cli._bulk import fingerprint, generated_uid
 
-from ._emulator import accepted_uids, emulator_process, env_for
+from ._emulator import accepted_uids, emulator_process, env_for, job_of
 from .conftest import eventually
 
 ROWS = 20_000
@@ -216,7 +216,8 @@ def check_every_row_accepted_once(base_url: str, csv_path: Path, out: Path, rows
     assert sorted(lines) == list(range(1, rows + 1))
     assert Counter(line["kind"] for line in lines.values()) == {"sent": rows}
     digest = fingerprint(csv_path)
-    uids = [generated_uid(digest, row) for row in range(1, rows + 1)]
+    job = job_of(out.with_name(out.name + ".journal"))
+    uids = [generated_uid(digest, row, job) for row in range(1, rows + 1)]
     assert [lines[row]["uid"] for row in range(1, rows + 1)] == uids
     # The emulator's own counts: nothing accepted twice, nothing missing.
     counts = stats(base_url)

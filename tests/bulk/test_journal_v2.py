@@ -3,6 +3,7 @@ upgrade of a version-1 journal, and refusing a file that is not a journal."""
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import sqlite3
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 
 from haorui_async import ConfigurationError, _journal
-from haorui_async._journal import Journal, JournalRow
+from haorui_async._journal import SCHEMA_VERSION, Journal, JournalRow
 
 REPORT = {"uid": "u1", "message_id": "77", "DLRStatus": "Delivered", "price": 0.05}
 
@@ -328,11 +329,13 @@ def test_a_version_1_journal_is_upgraded_in_place_and_keeps_its_rows(
         journal.record_report("u1", REPORT, delivery="delivered")
         journal.record_attempts([(2, 3, "u2")])
         token = journal.report_token()
-    assert meta_of(path) == {"version": "2", "fingerprint": "f", "token": token}
+    # No job id: the uids its earlier runs generated had none, and must stay as they were.
+    assert meta_of(path) == {"version": SCHEMA_VERSION, "fingerprint": "f", "token": token}
+    assert journal.job == ""
     assert committed(path, "row, attempted_at") == [(1, None), (2, wall.now), (3, None)]
     assert committed_reports(path) == {"u1": REPORT}
     assert committed(path, "row, delivery") == [(1, "delivered"), (2, None), (3, None)]
-    # Opened again, it is a version-2 journal like any other.
+    # Opened again, it is a journal of the current layout like any other.
     with Journal(path, fingerprint="f") as journal:
         assert journal.report_for("u1") == REPORT
         assert journal.report_token() == token
@@ -350,9 +353,9 @@ def test_a_journal_of_an_unknown_version_is_refused(tmp_path: Path) -> None:
     with Journal(path, fingerprint="f"):
         pass
     db = sqlite3.connect(path, isolation_level=None)
-    db.execute("UPDATE meta SET value = '3' WHERE key = 'version'")
+    db.execute("UPDATE meta SET value = '99' WHERE key = 'version'")
     db.close()
-    with pytest.raises(ConfigurationError, match="layout version '3'"):
+    with pytest.raises(ConfigurationError, match="layout version '99'"):
         Journal(path, fingerprint="f")
 
 
@@ -421,3 +424,39 @@ def test_a_refused_journal_is_closed_too(tmp_path: Path, monkeypatch: pytest.Mon
         gc.collect()
     assert len(connections.opened) == 1
     assert connections.all_closed()
+
+
+def test_a_version_2_journal_gets_the_columns_it_lacks(tmp_path: Path) -> None:
+    path = tmp_path / "j"
+    write_version_1(path, "f")
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        # What layout 2 had: every column but `tracked`.
+        for name, kind in [("attempted_at", "REAL"), ("report", "TEXT"),
+                           ("delivery", "TEXT"), ("ended_at", "REAL")]:  # fmt: skip
+            db.execute(f"ALTER TABLE rows ADD COLUMN {name} {kind}")
+        db.execute("UPDATE meta SET value = '2' WHERE key = 'version'")
+    with Journal(path, fingerprint="f") as journal:
+        journal.record_attempts([(4, 5, "u4", True)])
+        assert journal.job == ""
+    assert meta_of(path)["version"] == SCHEMA_VERSION
+
+
+def test_a_new_journal_has_a_job_id_of_its_own(tmp_path: Path) -> None:
+    with (
+        Journal(tmp_path / "a", fingerprint="f") as a,
+        Journal(tmp_path / "b", fingerprint="f") as b,
+    ):
+        assert len(a.job) == 8
+        assert a.job != b.job
+    with Journal(tmp_path / "a", fingerprint="f") as again:
+        assert again.job == a.job
+
+
+def test_a_second_run_of_one_job_at_once_is_refused(tmp_path: Path) -> None:
+    with (
+        Journal(tmp_path / "j", fingerprint="f"),
+        pytest.raises(ConfigurationError, match="another run of this job is in progress"),
+    ):
+        Journal(tmp_path / "j", fingerprint="f")
+    # Closed, it opens again.
+    Journal(tmp_path / "j", fingerprint="f").close()

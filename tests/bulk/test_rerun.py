@@ -107,10 +107,14 @@ def digest_of(csv_path: Path) -> str:
         return fingerprint(file)
 
 
-def uids_of(csv_path: Path, count: int) -> list[str]:
-    """The uids the command gives the `count` rows of a file without a uid column."""
+def uids_of(csv_path: Path, count: int, journal: Path | None = None) -> list[str]:
+    """The uids the command gives the `count` rows of a file without a uid column, in the
+    job of `journal` (default: `out.jsonl.journal` beside the file), which is made now if
+    it is not there yet: the uids hold the job's id."""
     digest = digest_of(csv_path)
-    return [generated_uid(digest, row) for row in range(1, count + 1)]
+    with Journal(journal or csv_path.with_name("out.jsonl.journal"), fingerprint=digest) as j:
+        job = j.job
+    return [generated_uid(digest, row, job) for row in range(1, count + 1)]
 
 
 def by_row(out: Path) -> dict[int, dict[str, Any]]:

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from haorui_async import SMS, AsyncSender, OutcomeUnknown, RetryPolicy
+from haorui_async._defaults import RECONCILE_IN_FLIGHT
 from haorui_async._delivery import DeliveryReport
 from haorui_async._reconcile import DeliveryTracker
 
@@ -42,7 +43,11 @@ class Gateway:
         accept_lost: bool,
         lag: float = 0.0,
         account_works: bool = True,
+        time_out: bool = False,
+        record_number: str | None = None,
     ) -> None:
+        self.time_out = time_out
+        self.record_number = record_number
         self.clock = clock
         self.account_works = account_works
         self.balance_checks = 0
@@ -66,12 +71,17 @@ class Gateway:
             when = self.accepted.get(uid)
             if when is None or self.clock.now < when + self.lag:
                 return httpx.Response(200, json={"status": "F", "remarks": "Record not found"})
-            return httpx.Response(200, json={"message_id": "9", "uid": uid, "DLRStatus": "Sent"})
+            record = {"message_id": "9", "uid": uid, "DLRStatus": "Sent"}
+            if self.record_number is not None:
+                record["PhoneNumber"] = self.record_number
+            return httpx.Response(200, json=record)
         self.sends += 1
         if self.lose > 0:
             self.lose -= 1
             if self.accept_lost:
                 self.accepted.setdefault(uid, self.clock.now)
+            if self.time_out:
+                raise httpx.ReadTimeout("no answer in time")
             raise httpx.ReadError("the answer was lost")
         self.accepted.setdefault(uid, self.clock.now)
         return httpx.Response(200, json={"message_id": 9, "status": "S", "uid": uid})
@@ -176,3 +186,32 @@ async def test_a_delivery_report_the_tracker_holds_settles_it_without_a_lookup(w
         found = await sender.reconcile(subject())
     assert (found.verdict, found.message_id, found.source) == ("accepted", "77", "report")
     assert gateway.lookups == []
+
+
+async def test_an_attempt_that_timed_out_is_given_time_in_flight_before_any_lookup() -> None:
+    # A gateway that answers slowly may accept late: the settle time counts from long after.
+    clock = Clock()
+    gateway = Gateway(clock, lose=1, accept_lost=False, time_out=True)
+    async with make(gateway, clock, reconcile_unknown=True) as sender:
+        with pytest.raises(OutcomeUnknown) as caught:
+            await sender.send("8613912345678", "hi", uid="u-1")
+        # Within the send's deadline no lookup could count: it stays unknown, not resent.
+        assert gateway.sends == 1
+        assert caught.value.timed_out
+        found = await sender.reconcile(caught.value)
+    assert found.verdict == "not_accepted"
+    ended = caught.value.ended_at
+    assert ended is not None
+    assert gateway.lookups[0] - ended >= RECONCILE_IN_FLIGHT + SETTLE
+
+
+async def test_a_record_of_another_number_under_the_uid_is_not_taken_for_it() -> None:
+    clock = Clock()
+    gateway = Gateway(clock, lose=1, accept_lost=True, record_number="8613900000000")
+    async with make(gateway, clock, reconcile_unknown=True) as sender:
+        with pytest.raises(OutcomeUnknown):
+            await sender.send("8613912345678", "hi", uid="u-1")
+        found = await sender.reconcile(SMS("8613912345678", "hi", uid="u-1"), age=SETTLE)
+    assert found.verdict == "unknown"
+    assert "another number" in found.detail
+    assert gateway.sends == 1
