@@ -65,6 +65,11 @@ class CannotListen(Exception):
     """The `--listen` address cannot be served: bad options, nothing was sent."""
 
 
+def live_path(out: Path) -> Path:
+    """Where a run writes its outcomes as they come: beside --out, removed at its end."""
+    return out.with_name(out.name + ".live")
+
+
 def fingerprint(path: Path) -> str:
     """The fingerprint of the CSV file at `path`, as a run records it in its journal and
     derives the uids of rows without one (`generated_uid`)."""
@@ -285,7 +290,9 @@ def bulk(
         tracker = JournalTracker(journal, callback_url)
         sender.tracker = tracker
     try:
-        out_file = out.open("w", encoding="utf-8")
+        # The live outcomes stream into a file beside --out; --out itself is replaced whole,
+        # from the journal, at the end: a run killed half-way leaves it as it was.
+        out_file = live_path(out).open("w", encoding="utf-8")
     except OSError as exc:
         journal.close()
         raise BadInput(f"--out {out}: cannot write it ({exc.strerror or exc})") from None
@@ -439,6 +446,7 @@ def _run_job(
             interrupted = True
         interrupted = interrupted or job.stopping
         job.rewrite(out)
+        live_path(out).unlink(missing_ok=True)
         if job.tracker is not None:
             waiting = journal.awaiting_reports(FINAL_STATES)
     _summary(console, job, earlier, found.rows, time.monotonic() - started, interrupted, waiting)
@@ -479,10 +487,11 @@ def _summary(
         soft_wrap=True,
     )
     settled = job.verdicts
+    resent = "to send when the job resumes" if interrupted else "sent now"
     if sum(settled.values()):
         console.print(
             f"Reconciled {sum(settled.values()):,} unknown rows: {settled['accepted']:,} had "
-            f"been accepted, {settled['not_accepted']:,} had not (sent now), "
+            f"been accepted, {settled['not_accepted']:,} had not ({resent}), "
             f"{settled['unknown']:,} could not be told.",
             highlight=False,
             soft_wrap=True,
