@@ -154,14 +154,21 @@ async def _enqueue(
     counts: Counter[str] = Counter(queued=0, before=0, invalid=0)
     try:
         ledger = Ledger(pool, name)
-        await ledger.claim(found.fingerprint)
+        job = await ledger.claim(found.fingerprint)
         with recipients.open(newline="", encoding=records.ENCODING) as lines:
             header, rows = records.read_recipients(lines)
             for row in rows:
                 try:
-                    sms = records.build_message(header, row, fingerprint=found.fingerprint)
+                    sms = records.build_message(header, row, fingerprint=found.fingerprint, job=job)
                     if sms.sender_id is None and sender_id is None:
                         raise InvalidMessage("sender_id", None, MISSING_SENDER_ID)
+                    holder = await ledger.claim_uid(sms.uid, row.row)
+                    if holder != row.row:
+                        raise InvalidMessage(
+                            "uid",
+                            sms.uid,
+                            f"already the uid of row {holder}: each message needs its own",
+                        )
                 except ValueError as exc:
                     if await ledger.add_row(row.row, ""):
                         await ledger.record_invalid(row.row, records.bad_row_record(row, exc))
@@ -267,9 +274,26 @@ async def _read_status(
             lines[row] = dict(entry.record)
         else:
             state = "queued" if entry is None else "in_progress"
+            if state == "in_progress" and await _job_gone(ledger, row):
+                # Its job is over, without an outcome: it may have been sent.
+                rows[row] = ("unknown", uid)
+                lines[row] = {"row": row, "uid": uid, "kind": "unknown", "may_have_been_sent": True,
+                              "detail": "its job ended without recording an outcome"}  # fmt: skip
+                continue
             rows[row] = (state, uid)
             lines[row] = {"row": row, "uid": uid, "kind": None, "state": state}
     return rows, lines
+
+
+async def _job_gone(ledger: Ledger, row: int) -> bool:
+    """Whether the arq job of `row` is over (finished, or gone) though its ledger entry is
+    still "attempting": arq gave up on it (a job cut at its timeout, say)."""
+    from arq.jobs import Job, JobStatus
+
+    from ..redis._queue import QUEUE, job_id
+
+    job = Job(job_id(ledger.campaign, row), ledger.redis, _queue_name=QUEUE)
+    return await job.status() in (JobStatus.complete, JobStatus.not_found)
 
 
 @app.command("worker")

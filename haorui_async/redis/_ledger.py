@@ -20,6 +20,7 @@ a message).
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Awaitable, Mapping
 from typing import TYPE_CHECKING, Any, Final, Literal, cast
 
@@ -136,6 +137,7 @@ class Ledger:
         self.entries_key = f"{prefix}:{campaign}:ledger"
         self.invalid_key = f"{prefix}:{campaign}:invalid"
         self.meta_key = f"{prefix}:{campaign}:meta"
+        self.uids_key = f"{prefix}:{campaign}:uids"
         self._begin: Any = redis.register_script(_BEGIN)
         self._release: Any = redis.register_script(_RELEASE)
         self._update: Any = redis.register_script(_UPDATE)
@@ -150,20 +152,33 @@ class Ledger:
 
     # -- the rows enqueued ------------------------------------------------------------------
 
-    async def claim(self, fingerprint: str) -> None:
-        """Tie the campaign to the input file of `fingerprint` (on first use).
+    async def claim(self, fingerprint: str) -> str:
+        """Tie the campaign to the input file of `fingerprint` (on first use); return the
+        campaign's job id, part of its generated uids (another campaign of the same file has
+        other uids, so a lookup for one campaign's message never finds the other's).
 
         Raises:
             ConfigurationError: the campaign holds the rows of another file.
         """
         redis = self.redis
         await cast("Awaitable[int]", redis.hsetnx(self.meta_key, "fingerprint", fingerprint))
-        held = await cast("Awaitable[bytes | None]", redis.hget(self.meta_key, "fingerprint"))
-        if held is not None and held.decode() != fingerprint:
+        await cast("Awaitable[int]", redis.hsetnx(self.meta_key, "job", secrets.token_hex(4)))
+        held = await cast(
+            "Awaitable[list[bytes | None]]", redis.hmget(self.meta_key, ["fingerprint", "job"])
+        )
+        if held[0] is not None and held[0].decode() != fingerprint:
             raise ConfigurationError(
                 f"campaign {self.campaign}: it holds the rows of another input file; "
                 "give the campaign another name"
             )
+        return "" if held[1] is None else held[1].decode()
+
+    async def claim_uid(self, uid: str, row: int) -> int:
+        """Give `uid` to `row` unless an earlier row has it; return the row that has it."""
+        redis = self.redis
+        await cast("Awaitable[int]", redis.hsetnx(self.uids_key, uid, str(row)))
+        holder = await cast("Awaitable[bytes | None]", redis.hget(self.uids_key, uid))
+        return row if holder is None else int(holder)
 
     async def add_row(self, row: int, uid: str) -> bool:
         """Record that `row` (of `uid`, or "" for a row that is not a message) was enqueued;

@@ -18,6 +18,7 @@ The path of one message: `enqueue()` -> arq's queue -> a worker (`make_worker`) 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 
 from .. import _defaults as defaults
+from .._backends._pool import timeout_at
 from .._exceptions import InvalidMessage, NotSent, OutcomeUnknown, Rejected, SendError
 from .._lookup import DeliveryStatus, LookupFailed
 from .._message import SMS
@@ -59,6 +61,9 @@ ARQ_LOCK_EXTRA: Final = 10.0
 JOB_MARGIN: Final = 2.0
 #: How long arq keeps a finished job's result (and so refuses a second job of its id).
 KEEP_RESULT: Final = 7 * 24 * 3600
+#: Seconds a queued job waits at most before arq drops it (its default is a day: too short
+#: for a large campaign at a contracted rate).
+JOB_EXPIRY: Final = 60 * 24 * 3600
 #: Seconds between two looks at the queue by an idle worker.
 POLL_DELAY: Final = 0.05
 
@@ -99,9 +104,15 @@ class WorkerOptions:
         return self.takeover - ARQ_LOCK_EXTRA
 
     @property
-    def send_deadline(self) -> float:
-        """The deadline of one send: what a job may spend on it, leaving the margin."""
+    def job_budget(self) -> float:
+        """What a job may spend in all, ending before arq's own cut (`job_timeout`)."""
         return self.job_timeout - JOB_MARGIN
+
+    @property
+    def send_deadline(self) -> float:
+        """The deadline of one send: what is left of a job's budget for it, a margin kept
+        for the ledger's bookkeeping before and after."""
+        return self.job_timeout - 2 * JOB_MARGIN
 
 
 def _ledger(ctx: dict[str, Any], campaign: str) -> Ledger:
@@ -116,13 +127,45 @@ async def send_job(
     ctx: dict[str, Any], campaign: str, row: int, line: int, fields: Mapping[str, Any]
 ) -> str:
     """The arq job of one message: send it at most once, whatever the deliveries; return
-    the outcome's kind. (See the module's docstring.)"""
+    the outcome's kind. (See the module's docstring.)
+
+    A job never fails for arq: whatever goes wrong (Redis gone, the budget spent), it asks
+    to be tried again (`Retry`), and its last try records an outcome; a job that arq gave
+    up on would leave its row without one for good.
+    """
+    from arq.worker import Retry
+
+    options: WorkerOptions = ctx[_OPTIONS]
+    ledger = _ledger(ctx, campaign)
+    last_try = ctx["job_try"] >= options.max_tries
+    budget = asyncio.get_running_loop().time() + options.job_budget
+    try:
+        return await _run_job(ctx, ledger, row, line, fields, budget, last_try)
+    except Retry:
+        raise
+    except Exception as exc:
+        logger.warning(
+            "campaign %s row %d: %s: %s; tried again later", campaign, row, type(exc).__name__, exc
+        )
+        if last_try:
+            return await _give_up(ledger, row, line, fields, f"{type(exc).__name__}: {exc}")
+        raise Retry(defer=options.retry_delay) from None
+
+
+async def _run_job(
+    ctx: dict[str, Any],
+    ledger: Ledger,
+    row: int,
+    line: int,
+    fields: Mapping[str, Any],
+    budget: float,
+    last_try: bool,
+) -> str:
     from arq.worker import Retry
 
     sender: AsyncSender = ctx[_SENDER]
     options: WorkerOptions = ctx[_OPTIONS]
-    ledger = _ledger(ctx, campaign)
-    last_try = ctx["job_try"] >= options.max_tries
+    loop = asyncio.get_running_loop()
     try:
         sms = SMS(**fields)
     except (InvalidMessage, TypeError) as exc:
@@ -136,7 +179,11 @@ async def send_job(
     if entry is not None and entry.state == DONE:
         return entry.kind or "unknown"
     if entry is not None and entry.state == ATTEMPTING:
-        step = await _reconcile_step(sender, ledger, entry, options)
+        try:
+            async with timeout_at(budget):
+                step = await _reconcile_step(sender, ledger, entry, options)
+        except TimeoutError:
+            step = "the lookup took longer than the job may"
         if isinstance(step, DeliveryStatus):
             found = _accepted(sms.uid, step)
             await ledger.finish(sms.uid, "sent", _reconciled(row, line, found))
@@ -146,6 +193,11 @@ async def send_job(
                 return await _finish_unknown(ledger, sms, row, line, str(step))
             delay = step if isinstance(step, float) else options.retry_delay
             raise Retry(defer=delay)
+        if budget - loop.time() < sender.deadline:
+            # Provably not accepted, but too little of this job is left for a whole send:
+            # the next delivery sends it as new.
+            await ledger.release(sms.uid)
+            raise Retry(defer=0)
         await ledger.attempt_again(sms.uid)  # provably not accepted: send it again
     try:
         result = await sender.send_message(sms, reconcile_unknown=False)
@@ -164,6 +216,23 @@ async def send_job(
         return exc.kind
     await ledger.finish(sms.uid, "sent", _record(row, line, Outcome(row - 1, sms, result=result)))
     return "sent"
+
+
+async def _give_up(
+    ledger: Ledger, row: int, line: int, fields: Mapping[str, Any], detail: str
+) -> str:
+    """The last try failed on its own account: the outcome its ledger entry allows (unknown
+    if the message may have gone out, else not sent)."""
+    sms = SMS(**fields)
+    entry = await ledger.entry(sms.uid)
+    if entry is not None and entry.state == DONE:
+        return entry.kind or "unknown"
+    if entry is not None:
+        return await _finish_unknown(ledger, sms, row, line, detail)
+    error = NotSent(f"{detail}; no try left", message=sms)
+    await ledger.begin(sms.uid, row, line)
+    await ledger.finish(sms.uid, "not_sent", _record(row, line, Outcome(row - 1, sms, error=error)))
+    return "not_sent"
 
 
 async def _reconcile_step(
@@ -250,7 +319,13 @@ async def enqueue(
     if await ledger.has_row(row):
         return False
     await pool.enqueue_job(
-        FUNCTION, ledger.campaign, row, line, dict(fields), _job_id=job_id(ledger.campaign, row)
+        FUNCTION,
+        ledger.campaign,
+        row,
+        line,
+        dict(fields),
+        _job_id=job_id(ledger.campaign, row),
+        _expires=JOB_EXPIRY,
     )
     return await ledger.add_row(row, uid)
 
@@ -287,8 +362,12 @@ def make_worker(
             await sender.aclose()
 
     timeout = options.job_timeout
+    # arq cuts a job at its timeout and fails it for good, and refuses a delivery past its
+    # tries before the job runs: give it room for both, so `send_job`'s own budget and last
+    # try decide (the lock of a job in progress lasts `job_timeout + 10` s).
+    cut = timeout + ARQ_LOCK_EXTRA / 2
     return Worker(
-        functions=[func(send_job, name=FUNCTION, timeout=timeout, max_tries=options.max_tries)],
+        functions=[func(send_job, name=FUNCTION, timeout=cut, max_tries=options.max_tries + 1)],
         queue_name=QUEUE,
         redis_settings=redis_settings,
         max_jobs=options.concurrency,
