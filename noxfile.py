@@ -46,7 +46,7 @@ PYPROJECT = nox.project.load_toml("pyproject.toml")
 
 
 #: The extras the test suite and the type check install: every part of the package.
-EXTRAS = ".[cli,fast,ratelimit,redis,queue]"
+EXTRAS = ".[cli,fast,ratelimit,redis,queue,otel]"
 
 
 def ensure_redis_server(session: nox.Session) -> None:
@@ -134,7 +134,7 @@ def docs(session: nox.Session) -> None:
     session.install(
         "-e",
         # The command-line reference (mkdocs-click) imports every command.
-        ".[cli,emulator,ratelimit,redis,queue]",
+        ".[cli,emulator,ratelimit,redis,queue,otel]",
         *nox.project.dependency_groups(PYPROJECT, "docs"),
         *nox.project.dependency_groups(PYPROJECT, "test"),
     )

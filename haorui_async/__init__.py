@@ -19,7 +19,9 @@ one `Outcome` (`_outcome`: the one vocabulary of outcome kinds) per input. Aroun
 `_delivery` reads what the gateway pushes to `callback_url`, and `_receiver` serves it as an
 ASGI app; `_lookups` asks the gateway what became of a message, and `_reconcile` settles an
 unknown outcome from reports and lookups. `haorui_async.redis` shares one account's rate
-limit among processes and runs a campaign on a queue engine (arq).
+limit among processes and runs a campaign on a queue engine (arq). `_telemetry` follows each
+send where something watches (`on_outcome=`, a `SendRecord` per send), and `_otel` turns that
+into OpenTelemetry spans and metrics (the `[otel]` extra, imported only where it is on).
 """
 
 from ._bulk import BulkSend, send_all, send_many
@@ -51,6 +53,7 @@ from ._reconcile import DeliveryTracker, Reconciliation
 from ._retry import RetryPolicy
 from ._sender import AsyncSender
 from ._sync import Sender
+from ._telemetry import SendRecord, Telemetry
 from ._version import __version__
 
 __all__ = [
@@ -78,10 +81,12 @@ __all__ = [
     "RetryPolicy",
     "SMS",
     "SendError",
+    "SendRecord",
     "SendResult",
     "Sender",
     "SenderClosed",
     "SubmissionFailed",
+    "Telemetry",
     "TextInfo",
     "__version__",
     "detect_encoding",

@@ -14,13 +14,21 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 from . import _defaults as defaults
 from ._backends._pool import timeout_at
 from ._exceptions import ConfigurationError, SendError
 
-__all__ = ["Admission", "Late", "Limiter", "PausingLimiter", "TimedLimiter", "local_limiter"]
+__all__ = [
+    "Admission",
+    "Late",
+    "Limiter",
+    "PausingLimiter",
+    "TimedLimiter",
+    "Waits",
+    "local_limiter",
+]
 
 logger = logging.getLogger(defaults.LOGGER_NAME)
 
@@ -52,6 +60,12 @@ class PausingLimiter(Protocol):
     """A limiter that holds every turn for a while: the gateway's pause, for every process."""
 
     async def pause(self, seconds: float) -> None: ...
+
+
+class Waits(Protocol):
+    """Where the time an attempt waits at admission is told (`_telemetry.SendTrace`)."""
+
+    def waited(self, reason: Literal["rate_limit", "pause"], seconds: float) -> None: ...
 
 
 def local_limiter(rate: float) -> Limiter:
@@ -100,18 +114,26 @@ class Admission:
         #: Until when (event-loop time) the gateway asked every send to wait (a 429).
         self.paused_until = 0.0
 
-    async def enter(self, deadline: float) -> None:
+    async def enter(self, deadline: float, waits: Waits | None = None) -> None:
         """Wait for the rate limit, a pause, and a slot, all before `deadline` (loop time);
-        the caller then holds a slot until `leave()`.
+        the caller then holds a slot until `leave()`. `waits` is told how long the rate limit
+        and a pause held it.
 
         Raises:
             Late: the deadline passed first; nothing was sent.
         """
         loop = asyncio.get_running_loop()
         if self.limiter is not None:
-            await self._take_turn(loop, deadline)
+            if waits is None:
+                await self._take_turn(loop, deadline)
+            else:
+                started = loop.time()
+                try:
+                    await self._take_turn(loop, deadline)
+                finally:
+                    waits.waited("rate_limit", loop.time() - started)
         if self.paused_until > loop.time():
-            await self._wait_out_pause(deadline)
+            await self._wait_out_pause(deadline, waits)
         if deadline <= loop.time():
             raise Late("the deadline passed before the request was sent")
         slots = self._slots
@@ -126,7 +148,7 @@ class Admission:
         if self.paused_until > loop.time():
             # A 429 arrived while this send waited for its slot.
             try:
-                await self._wait_out_pause(deadline)
+                await self._wait_out_pause(deadline, waits)
             except BaseException:
                 slots.release()
                 raise
@@ -174,10 +196,14 @@ class Admission:
             # This process still pauses; the others learn of it from their own 429s.
             logger.warning("could not share the gateway's pause: %s: %s", type(exc).__name__, exc)
 
-    async def _wait_out_pause(self, deadline: float) -> None:
+    async def _wait_out_pause(self, deadline: float, waits: Waits | None) -> None:
         loop = asyncio.get_running_loop()
         pause = self.paused_until - loop.time()
         if pause >= deadline - loop.time():
             raise Late(f"the gateway asked to pause {pause:.1f}s, past this send's deadline")
         logger.debug("waiting %.3fs: the gateway asked to pause", pause)
         await self._sleep(pause)
+        if waits is not None:
+            # The pause the sleep was asked for: the sender's own account of its waits, as
+            # for the back-off (an injected sleep may wait less, or nothing).
+            waits.waited("pause", pause)

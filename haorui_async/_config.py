@@ -8,6 +8,7 @@ what was not given, and builds the `httpx.Timeout` and the `RetryPolicy`.
 
 from __future__ import annotations
 
+import inspect
 import os
 import ssl
 from collections.abc import Callable, Mapping
@@ -21,6 +22,7 @@ from ._exceptions import ConfigurationError, InvalidMessage
 from ._message import check_encoding, check_sender_id, check_sms_type
 from ._retry import RetryPolicy
 from ._secrets import Secret
+from ._telemetry import SendRecord, Telemetry
 
 __all__ = ["SenderConfig"]
 
@@ -54,6 +56,27 @@ def _rate(instance: object, attribute: attrs.Attribute[Any], value: object) -> N
         return
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
         raise ConfigurationError(f"{attribute.name}: expected messages/s > 0, got {value!r}")
+
+
+def _on_outcome(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is None:
+        return
+    if not callable(value):
+        raise ConfigurationError(f"on_outcome: expected a callable or None, got {value!r}")
+    if inspect.iscoroutinefunction(value) or inspect.iscoroutinefunction(
+        getattr(value, "__call__", None)  # noqa: B004  # an object whose __call__ is async
+    ):
+        raise ConfigurationError(
+            "on_outcome: expected a plain function; an async one's coroutine would never run "
+            f"(got {value!r})"
+        )
+
+
+def _telemetry(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and not isinstance(value, (bool, Telemetry)):
+        raise ConfigurationError(
+            f"telemetry: expected None (auto), True, False or a Telemetry, got {value!r}"
+        )
 
 
 def _as_configuration_error(check: Callable[[object], str | None], value: object) -> str | None:
@@ -158,6 +181,13 @@ class SenderConfig:
     reconcile_settle: float = attrs.field(
         default=defaults.DEFAULT_RECONCILE_SETTLE, validator=_positive_seconds
     )
+    on_outcome: Callable[[SendRecord], object] | None = attrs.field(
+        default=None, validator=_on_outcome
+    )
+    #: None: auto (on where a real OpenTelemetry provider is installed; `resolve_telemetry`).
+    telemetry: bool | Telemetry | None = attrs.field(default=None, validator=_telemetry)
+    #: Off: the phone number is personal data, kept out of telemetry unless asked for.
+    telemetry_phonenumber: bool = attrs.field(default=False, validator=_boolean)
 
     @retry.validator
     def _check_retry(self, attribute: attrs.Attribute[RetryPolicy], value: object) -> None:

@@ -5,6 +5,8 @@ each attempt waits its turn at `_admission.Admission` (rate limit, a pause the g
 for, a slot), goes out through the backend (`_backends`), and its answer is read by
 `_protocol.read_response`; `_retry.RetryPolicy.next_wait` decides whether another attempt
 follows. `_backends.translate()` is the one place where a transport's exception becomes the SDK's.
+Where something watches the sends (`on_outcome`, OpenTelemetry), a `_telemetry.SendTrace`
+follows each one through these steps; where nothing does, it is None.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from ._protocol import Request, SendResult, build_request, read_response
 from ._reconcile import DeliveryTracker
 from ._retry import RetryPolicy
 from ._secrets import install_library_log_filter
+from ._telemetry import Observer, SendRecord, SendTrace, Telemetry, resolve_telemetry
 
 __all__ = ["AsyncSender"]
 
@@ -104,9 +107,20 @@ class AsyncSender(LookupsMixin):
         tracker: a `DeliveryTracker` shared with a `DeliveryReportReceiver`: messages without a
             `callback_url` get its URL (with its secret token), and its reports settle unknown
             outcomes.
+        on_outcome: called with a `SendRecord` once each send has ended (sent or not, after
+            its last attempt): its uid, outcome, attempts, parts, waits, error class; never
+            the text or the password. A plain function (not `async def`); what it raises is
+            logged and never changes the send.
+        telemetry: OpenTelemetry spans and metrics (the `[otel]` extra;
+            docs/observability.md). None: on only where a real tracer or meter provider (an
+            SDK's) is installed when the sender is built; True: on, with the global providers;
+            a `Telemetry`: on, with its providers; False: off. Off, it costs nothing.
+        telemetry_phonenumber: put the phone number into `SendRecord`s and spans (never into
+            metrics). Off by default: it is personal data.
 
     Raises:
-        ConfigurationError: credentials missing, or an option out of range.
+        ConfigurationError: credentials missing, an option out of range, or `telemetry`
+            asked for without opentelemetry-api.
     """
 
     def __init__(
@@ -134,6 +148,9 @@ class AsyncSender(LookupsMixin):
         reconcile_unknown: bool = False,
         reconcile_settle: float = defaults.DEFAULT_RECONCILE_SETTLE,
         tracker: DeliveryTracker | None = None,
+        on_outcome: Callable[[SendRecord], object] | None = None,
+        telemetry: bool | Telemetry | None = None,
+        telemetry_phonenumber: bool = False,
     ) -> None:
         if transport is not None and client is not None:
             raise ConfigurationError("transport, client: give one or the other, not both")
@@ -158,6 +175,9 @@ class AsyncSender(LookupsMixin):
             ssl_context=ssl_context,
             reconcile_unknown=reconcile_unknown,
             reconcile_settle=reconcile_settle,
+            on_outcome=on_outcome,
+            telemetry=telemetry,
+            telemetry_phonenumber=telemetry_phonenumber,
         )
         #: Where the reports of this sender's messages are matched to their uids, if anywhere.
         self.tracker = tracker
@@ -174,6 +194,32 @@ class AsyncSender(LookupsMixin):
         self._sleep = sleep
         self._clock = clock
         self._state = _State.UNOPENED
+        self._telemetry = resolve_telemetry(config.telemetry)
+        #: What watches the sends, or None: then a send pays an `is None` check, no more.
+        self._observer = self._make_observer()
+
+    def _make_observer(self) -> Observer | None:
+        config = self.config
+        if config.on_outcome is None and self._telemetry is None:
+            return None
+        instruments = None
+        if self._telemetry is not None:
+            from ._otel import Instruments
+
+            instruments = Instruments(
+                self._telemetry,
+                base_url=config.base_url,
+                method=config.method,
+                backend=config.backend,
+            )
+        return Observer(
+            on_outcome=config.on_outcome,
+            instruments=instruments,
+            phonenumber=config.telemetry_phonenumber,
+            backend=config.backend,
+            method=config.method,
+            encoding=config.encoding,
+        )
 
     # -- what it was built with -----------------------------------------------------------
 
@@ -208,6 +254,11 @@ class AsyncSender(LookupsMixin):
     @property
     def retry(self) -> RetryPolicy:
         return self.config.retry
+
+    @property
+    def telemetry(self) -> Telemetry | None:
+        """The OpenTelemetry instrumentation this sender reports to, or None: it is off."""
+        return self._telemetry
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -308,41 +359,58 @@ class AsyncSender(LookupsMixin):
             if sms.callback_url == tracker.callback_url:
                 tracker.sent(sms.uid)  # before the request goes out, so its report is applied
         request = self._encode(sms)
+        trace = None if self._observer is None else self._observer.start(sms)
         attempt = 1
-        while True:
-            try:
-                return await self._attempt(sms, request, loop.time() + deadline - clock(), attempt)
-            except SendError as failure:
-                failure.ended_at = clock()
-                if (
-                    isinstance(failure, OutcomeUnknown)
-                    and reconcile_unknown
-                    and not config.retry.retry_ambiguous
-                ):
-                    found = await self._reconcile(failure, deadline)
-                    if found.verdict == "accepted":
-                        return accepted_by(found, sms, attempt)
-                    if found.verdict == "unknown":
-                        raise
-                    if attempt >= config.retry.attempts:
-                        # Provably not accepted, and no attempt left to send it again.
-                        raise NotSent(
-                            f"{failure.detail}; reconciled: not accepted ({found.detail})",
-                            message=sms,
-                            status_code=failure.status_code,
-                            attempts=attempt,
-                        ) from failure
-                    wait = 0.0  # provably not accepted: send it again
-                else:
-                    wait_or_stop = config.retry.next_wait(
-                        failure, attempt, now=clock(), deadline=deadline
+        try:
+            while True:
+                try:
+                    result = await self._attempt(
+                        sms, request, loop.time() + deadline - clock(), attempt, trace
                     )
-                    if wait_or_stop is None:
-                        raise
-                    wait = wait_or_stop
-            if wait:
-                await self._sleep(wait)
-            attempt += 1
+                    break
+                except SendError as failure:
+                    failure.ended_at = clock()
+                    if (
+                        isinstance(failure, OutcomeUnknown)
+                        and reconcile_unknown
+                        and not config.retry.retry_ambiguous
+                    ):
+                        found = await self._reconcile(failure, deadline)
+                        if trace is not None:
+                            trace.reconciled(found.verdict)
+                        if found.verdict == "accepted":
+                            result = accepted_by(found, sms, attempt)
+                            break
+                        if found.verdict == "unknown":
+                            raise
+                        if attempt >= config.retry.attempts:
+                            # Provably not accepted, and no attempt left to send it again.
+                            raise NotSent(
+                                f"{failure.detail}; reconciled: not accepted ({found.detail})",
+                                message=sms,
+                                status_code=failure.status_code,
+                                attempts=attempt,
+                            ) from failure
+                        wait = 0.0  # provably not accepted: send it again
+                    else:
+                        wait_or_stop = config.retry.next_wait(
+                            failure, attempt, now=clock(), deadline=deadline
+                        )
+                        if wait_or_stop is None:
+                            raise
+                        wait = wait_or_stop
+                    if trace is not None:
+                        trace.retrying(failure, attempt, wait)
+                if wait:
+                    await self._sleep(wait)
+                attempt += 1
+        except BaseException as exc:
+            if trace is not None:
+                trace.end(None, exc)
+            raise
+        if trace is not None:
+            trace.end(result, None)
+        return result
 
     def send_many(
         self,
@@ -396,19 +464,19 @@ class AsyncSender(LookupsMixin):
         )
 
     async def _attempt(
-        self, sms: SMS, request: Request, deadline: float, attempt: int
+        self, sms: SMS, request: Request, deadline: float, attempt: int, trace: SendTrace | None
     ) -> SendResult:
         """One request for `sms` before `deadline` (event-loop time): wait for its turn, send,
         read the answer."""
         admission = self._admission
         try:
-            await admission.enter(deadline)
+            await admission.enter(deadline, trace)
         except Late as late:
             raise NotSent(str(late), message=sms, attempts=attempt) from None
         try:
             if self._state is _State.CLOSED:
                 raise SenderClosed("this AsyncSender is closed; create a new one")
-            answer = await self._exchange(sms, request, deadline, attempt)
+            answer = await self._exchange(sms, request, deadline, attempt, trace)
         finally:
             admission.leave()
         try:
@@ -435,11 +503,15 @@ class AsyncSender(LookupsMixin):
             )
         return result
 
-    async def _exchange(self, sms: SMS, request: Request, deadline: float, attempt: int) -> Answer:
+    async def _exchange(
+        self, sms: SMS, request: Request, deadline: float, attempt: int, trace: SendTrace | None
+    ) -> Answer:
         """The backend's exchange; every failure is translated by `_backends.translate()`."""
         failure: SendError | None = None
         try:
-            return await self._backend.exchange(request, deadline)
+            if trace is None:
+                return await self._backend.exchange(request, deadline)
+            return await trace.exchange(self._backend, request, deadline)
         except Exception as exc:
             failure = translate(exc, sms, attempt, self._password)
             if failure.__cause__ is exc:
