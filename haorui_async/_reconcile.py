@@ -32,7 +32,7 @@ from . import _defaults as defaults
 from ._delivery import DeliveryReport
 from ._lookup import DeliveryStatus, LookupFailed
 
-__all__ = ["DeliveryTracker", "Reconciliation", "Verdict", "reconcile"]
+__all__ = ["DeliveryTracker", "Reconciliation", "Verdict", "found_by_lookup", "reconcile"]
 
 logger = logging.getLogger(defaults.LOGGER_NAME)
 _V = TypeVar("_V")
@@ -143,6 +143,18 @@ class DeliveryTracker:
             table.popitem(last=False)
 
 
+def found_by_lookup(uid: str, status: DeliveryStatus) -> Reconciliation:
+    """The verdict "accepted" on `uid`, from the gateway's record of it."""
+    return Reconciliation(
+        uid,
+        "accepted",
+        message_id=status.message_id,
+        source="lookup",
+        status=status,
+        detail=f"the gateway has it ({status.status!r})",
+    )
+
+
 async def reconcile(
     uid: str,
     *,
@@ -204,14 +216,7 @@ async def reconcile(
                 "share the uid",
             )
         if status is not None:
-            return Reconciliation(
-                uid,
-                "accepted",
-                message_id=status.message_id,
-                source="lookup",
-                status=status,
-                detail=f"the gateway has it ({status.status!r})",
-            )
+            return found_by_lookup(uid, status)
         logger.debug("uid=%s not found by lookup %d", uid, check + 1)
     if confirm is not None:
         try:

@@ -31,7 +31,6 @@ from typing import IO, TYPE_CHECKING, Final
 
 import click
 
-from .. import _defaults as defaults
 from .._exceptions import ConfigurationError, InvalidMessage
 from .._journal import Journal
 from .._message import check_callback_url
@@ -42,8 +41,12 @@ from ._bulk_job import BulkJob
 from ._common import (
     EXIT_BAD_INPUT,
     BadInput,
+    concurrency_option,
     credentials,
     credentials_option,
+    method_option,
+    rate_limit_option,
+    reconcile_settle_option,
     sender_id_option,
 )
 from ._records import generated_uid
@@ -128,14 +131,7 @@ def check_recipients(path: Path) -> records.RecipientsFile:
         "reconciled the same way."
     ),
 )
-@click.option(
-    "--reconcile-settle",
-    type=click.FloatRange(min=0, min_open=True),
-    metavar="SECONDS",
-    default=defaults.DEFAULT_RECONCILE_SETTLE,
-    show_default=True,
-    help="Seconds a gateway record gets to appear before a lookup that finds nothing counts.",
-)
+@reconcile_settle_option
 @click.option(
     "--retry-refused",
     is_flag=True,
@@ -176,27 +172,10 @@ def check_recipients(path: Path) -> records.RecipientsFile:
         "SECONDS pass. Default: 0, or no limit with --collect-reports."
     ),
 )
-@click.option(
-    "--rate-limit",
-    type=click.FloatRange(min=0, min_open=True),
-    default=None,
-    help="Requests per second at most (retries included). Default: no limit.",
-)
-@click.option(
-    "--concurrency",
-    type=click.IntRange(min=1),
-    default=defaults.DEFAULT_MAX_CONCURRENCY,
-    show_default=True,
-    help="Requests in flight at most.",
-)
+@rate_limit_option("Requests per second at most (retries included). Default: no limit.")
+@concurrency_option("Requests in flight at most.")
 @sender_id_option
-@click.option(
-    "--method",
-    type=click.Choice(["POST", "GET"], case_sensitive=False),
-    default=defaults.DEFAULT_METHOD,
-    show_default=True,
-    help="POST (a JSON body) or GET (the password in the URL).",
-)
+@method_option
 @credentials_option
 def bulk(
     recipients: Path,

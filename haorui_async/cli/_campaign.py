@@ -31,9 +31,13 @@ from ._common import (
     EXIT_BAD_INPUT,
     EXIT_SENT,
     BadInput,
+    concurrency_option,
     credentials,
     credentials_option,
     exit_code_for_counts,
+    method_option,
+    rate_limit_option,
+    reconcile_settle_option,
     sender_id_option,
 )
 
@@ -297,19 +301,8 @@ async def _job_gone(ledger: Ledger, row: int) -> bool:
 
 
 @app.command("worker")
-@click.option(
-    "--rate-limit",
-    type=click.FloatRange(min=0, min_open=True),
-    default=None,
-    help="Requests per second for the whole account, shared by every worker (in Redis).",
-)
-@click.option(
-    "--concurrency",
-    type=click.IntRange(min=1),
-    default=defaults.DEFAULT_MAX_CONCURRENCY,
-    show_default=True,
-    help="Sends in flight at most in this worker.",
-)
+@rate_limit_option("Requests per second for the whole account, shared by every worker (in Redis).")
+@concurrency_option("Sends in flight at most in this worker.")
 @click.option(
     "--takeover",
     type=click.FloatRange(min=15),
@@ -325,21 +318,9 @@ async def _job_gone(ledger: Ledger, row: int) -> bool:
     show_default=True,
     help="Deliveries of one job at most (a redelivery after a crash counts).",
 )
-@click.option(
-    "--reconcile-settle",
-    type=click.FloatRange(min=0, min_open=True),
-    default=defaults.DEFAULT_RECONCILE_SETTLE,
-    show_default=True,
-    metavar="SECONDS",
-    help="Seconds a gateway record gets to appear before a lookup that finds nothing counts.",
-)
+@reconcile_settle_option
 @sender_id_option
-@click.option(
-    "--method",
-    type=click.Choice(["POST", "GET"], case_sensitive=False),
-    default=defaults.DEFAULT_METHOD,
-    show_default=True,
-)
+@method_option
 @redis_option
 @credentials_option
 def worker(

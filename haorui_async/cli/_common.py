@@ -161,6 +161,47 @@ def sender_id_option(function: F) -> F:
     )(function)
 
 
+def rate_limit_option(help: str) -> Callable[[F], F]:
+    """The `--rate-limit` option (requests per second; none by default)."""
+    return click.option(
+        "--rate-limit", type=click.FloatRange(min=0, min_open=True), default=None, help=help
+    )
+
+
+def concurrency_option(help: str) -> Callable[[F], F]:
+    """The `--concurrency` option (the sender's `max_concurrency`)."""
+    return click.option(
+        "--concurrency",
+        type=click.IntRange(min=1),
+        default=defaults.DEFAULT_MAX_CONCURRENCY,
+        show_default=True,
+        help=help,
+    )
+
+
+def method_option(function: F) -> F:
+    """The `--method` option: POST (the default) or GET."""
+    return click.option(
+        "--method",
+        type=click.Choice(["POST", "GET"], case_sensitive=False),
+        default=defaults.DEFAULT_METHOD,
+        show_default=True,
+        help="POST (a JSON body) or GET (the password in the URL).",
+    )(function)
+
+
+def reconcile_settle_option(function: F) -> F:
+    """The `--reconcile-settle` option (`AsyncSender(reconcile_settle=...)`)."""
+    return click.option(
+        "--reconcile-settle",
+        type=click.FloatRange(min=0, min_open=True),
+        default=defaults.DEFAULT_RECONCILE_SETTLE,
+        show_default=True,
+        metavar="SECONDS",
+        help="Seconds a gateway record gets to appear before a lookup that finds nothing counts.",
+    )(function)
+
+
 def percentile(sorted_values: Sequence[float], share: float) -> float:
     """The value below which `share` (0..1) of `sorted_values` lie (nearest rank); 0 if empty."""
     if not sorted_values:

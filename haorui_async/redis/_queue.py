@@ -31,6 +31,7 @@ from .._exceptions import InvalidMessage, NotSent, OutcomeUnknown, Rejected, Sen
 from .._lookup import DeliveryStatus, LookupFailed
 from .._message import SMS
 from .._outcome import Outcome
+from .._reconcile import found_by_lookup
 from ._ledger import ATTEMPTING, DONE, Entry, Ledger
 
 if TYPE_CHECKING:
@@ -185,7 +186,7 @@ async def _run_job(
         except TimeoutError:
             step = "the lookup took longer than the job may"
         if isinstance(step, DeliveryStatus):
-            found = _accepted(sms.uid, step)
+            found = found_by_lookup(sms.uid, step)
             await ledger.finish(sms.uid, "sent", _reconciled(row, line, found))
             return "sent"
         if step != NOT_ACCEPTED:
@@ -274,19 +275,6 @@ async def _reconcile_step(
     except LookupFailed as exc:
         return f"not found, but the account could not be checked: {exc}"
     return NOT_ACCEPTED
-
-
-def _accepted(uid: str, status: DeliveryStatus) -> Reconciliation:
-    from .._reconcile import Reconciliation
-
-    return Reconciliation(
-        uid,
-        "accepted",
-        message_id=status.message_id,
-        source="lookup",
-        status=status,
-        detail=f"the gateway has it ({status.status!r})",
-    )
 
 
 async def _finish_unknown(ledger: Ledger, sms: SMS, row: int, line: int, detail: str) -> str:

@@ -131,7 +131,7 @@ def _not_negative(instance: object, attribute: attrs.Attribute[float], value: fl
 class GatewayModel:
     """The HAORUI SendSMS endpoint, and the family's lookups, as plain code.
 
-    Args:
+    Attributes:
         accounts: the known `api_id -> api_password` pairs; the demo account by default.
         record: what is kept of accepted messages (see `RecordMode`): "messages" (the default)
             keeps every `Message`; "uids" keeps counts per uid only; "totals" keeps only the
@@ -140,7 +140,8 @@ class GatewayModel:
         first_message_id: the id given to the first accepted message; each next one is +1.
         lookup_lag: seconds after its acceptance before `GetDeliveryStatus` finds a message
             (until then: "Record not found"), as a gateway whose records trail its answers.
-        balance, currency: what `CheckBalance` answers.
+        balance: the amount `CheckBalance` answers.
+        currency: the currency code `CheckBalance` answers.
         dlr_statuses: the `DLRStatus` words and their weights; each message gets one, fixed
             (see `delivery_status()`), that its lookup and its delivery report both carry.
         seed: the seed of those draws.
@@ -370,10 +371,23 @@ class GatewayModel:
         return message
 
     def _messages_page(self, query: bytes | str) -> dict[str, Any]:
+        """The `GET /_emulator/messages` page: every accepted message (those of `?uid=` only,
+        if given), in order of acceptance.
+
+        Each message is its `Message.to_json()` plus `accepted_at`: when the model accepted
+        it, in seconds on the model's `clock`: `time.monotonic()` of the emulator's process
+        unless its maker gave another (`python -m haorui_async.testing` gives none). A
+        monotonic clock has no fixed origin: compare these readings with each other (the
+        acceptances per second, the time between two), not with a wall clock or with
+        another process's clock.
+        """
         if isinstance(query, bytes):
             query = query.decode("latin-1")
         wanted = dict(parse_qsl(query)).get("uid")
         selected: Iterable[Message] = self.messages
         if wanted is not None:
             selected = (m for m in self.messages if m.uid == wanted)
-        return {"record": self.record, "messages": [m.to_json() for m in selected]}
+        return {
+            "record": self.record,
+            "messages": [{**m.to_json(), "accepted_at": m.accepted_at} for m in selected],
+        }
