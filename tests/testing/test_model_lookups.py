@@ -259,8 +259,13 @@ def test_the_uids_endpoint_lists_counts_per_uid_in_every_mode_that_keeps_them() 
     assert page == {"record": "uids", "uids": {"a": 2, "b": 1}}
 
 
-def test_a_messages_page_does_not_show_the_clock_reading() -> None:
-    model = GatewayModel()
+def test_a_messages_page_shows_when_each_message_was_accepted_on_the_models_clock() -> None:
+    now = [100.0]
+    model = GatewayModel(clock=lambda: now[0])
+    post(model)
+    now[0] = 101.5
     post(model)
     page = json.loads(model.handle("GET", "/_emulator/messages").body)
-    assert "accepted_at" not in page["messages"][0]
+    assert [m["accepted_at"] for m in page["messages"]] == [100.0, 101.5]
+    # ... and only there: a lookup's record carries no clock reading.
+    assert "accepted_at" not in model.messages[0].to_json()
