@@ -62,9 +62,13 @@ return false
 """
 
 #: KEYS[1]: the ledger. ARGV: uid, and the entry's new fields as JSON, with the server's
-#: time under ARGV[3] (a field name). Returns nothing.
+#: time under ARGV[3] (a field name); an entry that is not there is made only where ARGV[4]
+#: is "create" (with all its fields), else left alone. Returns nothing.
 _UPDATE: Final = """
 local found = redis.call('HGET', KEYS[1], ARGV[1])
+if not found and ARGV[4] ~= 'create' then
+  return false
+end
 local entry = found and cjson.decode(found) or {}
 for name, value in pairs(cjson.decode(ARGV[2])) do
   entry[name] = value
@@ -220,6 +224,7 @@ class Ledger:
                 uid,
                 json.dumps({"state": ATTEMPTING, "ended_at": None, "missed_at": None}),
                 "attempted_at",
+                "",
             ],
         )
 
@@ -230,16 +235,21 @@ class Ledger:
 
     async def ended_unknown(self, uid: str) -> None:
         """Record that the last attempt of `uid` ended without a known outcome, now."""
-        await self._update(keys=[self.entries_key], args=[uid, "{}", "ended_at"])
+        await self._update(keys=[self.entries_key], args=[uid, "{}", "ended_at", ""])
 
     async def missed(self, uid: str) -> None:
         """Record that a lookup of `uid` found nothing, now."""
-        await self._update(keys=[self.entries_key], args=[uid, "{}", "missed_at"])
+        await self._update(keys=[self.entries_key], args=[uid, "{}", "missed_at", ""])
 
     async def finish(self, uid: str, kind: str, record: Mapping[str, Any]) -> None:
-        """Record the outcome of `uid`: it is never sent again."""
-        fields = {"state": DONE, "kind": kind, "record": dict(record)}
-        await self._update(keys=[self.entries_key], args=[uid, json.dumps(fields), "ended_at"])
+        """Record the outcome of `uid`: it is never sent again (made whole if its entry was
+        lost, say with Redis's last second of writes)."""
+        fields: dict[str, Any] = {"state": DONE, "kind": kind, "record": dict(record)}
+        for name in ("row", "line"):
+            if record.get(name) is not None:
+                fields[name] = record[name]
+        args = [uid, json.dumps(fields), "ended_at", "create"]
+        await self._update(keys=[self.entries_key], args=args)
 
     async def entry(self, uid: str) -> Entry | None:
         found = await cast("Awaitable[bytes | None]", self.redis.hget(self.entries_key, uid))

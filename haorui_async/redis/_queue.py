@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
@@ -58,8 +59,10 @@ FUNCTION: Final = "haorui_async.send"
 QUEUE: Final = "haorui_async:queue"
 #: What arq adds to a job's timeout for the lock of a job in progress.
 ARQ_LOCK_EXTRA: Final = 10.0
+#: Seconds past a job's own budget before arq cuts it (its `timeout`).
+ARQ_CUT_EXTRA: Final = 1.0
 #: Seconds kept free within a job's timeout for the ledger and the answer's bookkeeping.
-JOB_MARGIN: Final = 2.0
+JOB_MARGIN: Final = 1.0
 #: How long arq keeps a finished job's result (and so refuses a second job of its id).
 KEEP_RESULT: Final = 7 * 24 * 3600
 #: Seconds a queued job waits at most before arq drops it (its default is a day: too short
@@ -102,7 +105,8 @@ class WorkerOptions:
 
     @property
     def job_timeout(self) -> float:
-        return self.takeover - ARQ_LOCK_EXTRA
+        """What a job may take before arq cuts it; arq's lock then lasts until `takeover`."""
+        return self.takeover - ARQ_LOCK_EXTRA - ARQ_CUT_EXTRA
 
     @property
     def job_budget(self) -> float:
@@ -331,7 +335,6 @@ def make_worker(
     rate limit a `RedisRateLimiter` on the same Redis, its deadline `options.send_deadline`).
     """
     from arq import func
-    from arq.worker import Worker
 
     async def startup(ctx: dict[str, Any]) -> None:
         sender = make_sender(ctx["redis"], options)
@@ -352,9 +355,9 @@ def make_worker(
     timeout = options.job_timeout
     # arq cuts a job at its timeout and fails it for good, and refuses a delivery past its
     # tries before the job runs: give it room for both, so `send_job`'s own budget and last
-    # try decide (the lock of a job in progress lasts `job_timeout + 10` s).
-    cut = timeout + ARQ_LOCK_EXTRA / 2
-    return Worker(
+    # try decide (the lock of a job in progress lasts the cut + 10 s: the takeover).
+    cut = timeout + ARQ_CUT_EXTRA
+    return _worker_class()(
         functions=[func(send_job, name=FUNCTION, timeout=cut, max_tries=options.max_tries + 1)],
         queue_name=QUEUE,
         redis_settings=redis_settings,
@@ -369,3 +372,43 @@ def make_worker(
         on_shutdown=shutdown,
         log_results=False,
     )
+
+
+def _worker_class() -> type[Worker]:
+    """arq's `Worker`, with two changes to how it takes jobs up.
+
+    - It asks once, for every job id it read, whether the job is in progress elsewhere (one
+      pipelined round trip), and claims only the others, in an order of its own: arq checks
+      them one by one, and every worker reads the jobs in progress (the head of the queue)
+      on every poll.
+    - A claim that fails because Redis went away is given up, and the slot arq had counted
+      for it handed back, instead of the error ending the worker (redis-py turns a
+      connection lost under WATCH into a `WatchError`, which arq's poll loop lets escape).
+    """
+    from arq.constants import in_progress_key_prefix
+    from arq.worker import Worker
+    from redis.exceptions import ConnectionError, TimeoutError, WatchError
+
+    class _Worker(Worker):
+        async def start_jobs(self, job_ids: list[bytes]) -> None:
+            try:
+                if job_ids:
+                    async with self.pool.pipeline(transaction=False) as pipe:
+                        for one in job_ids:
+                            pipe.exists(in_progress_key_prefix + one.decode())
+                        busy = await pipe.execute()
+                    pairs = zip(job_ids, busy, strict=True)
+                    job_ids = [one for one, taken in pairs if not taken]
+                    random.shuffle(job_ids)  # every worker read the same ids
+            except (ConnectionError, TimeoutError, OSError) as exc:
+                logger.warning("could not read the queue (%s); trying again", exc)
+                return
+            try:
+                await super().start_jobs(job_ids)
+            except (WatchError, ConnectionError, TimeoutError, OSError) as exc:
+                # Raised after arq counted the job it was claiming, before it started it.
+                self.job_counter -= 1
+                self.sem.release()
+                logger.warning("could not claim a job (%r); trying again", exc)
+
+    return _Worker

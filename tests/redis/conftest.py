@@ -1,8 +1,10 @@
-"""Fixtures of the Redis tests: a real `redis-server` per module, emptied before each test."""
+"""Fixtures of the Redis tests: a real `redis-server` per module, emptied before each test;
+and for the campaign tests, which restart it, one server per test."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 import redis.asyncio
@@ -28,3 +30,17 @@ async def redis_client(redis_server: RedisServer) -> AsyncIterator[redis.asyncio
         yield client
     finally:
         await client.aclose()
+
+
+@pytest.fixture
+def own_redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A `redis-server` of this test's own (it may stop, kill or restart it), on a fixed
+    port with its append-only file in the test's directory."""
+    directory = tmp_path / "redis"
+    directory.mkdir()
+    server = RedisServer(directory)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()
