@@ -413,5 +413,11 @@ async def _work(redis_url: str, make_sender: Any, options: WorkerOptions) -> Non
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-        await runner.close()
+        try:
+            await runner.close()
+        except asyncio.CancelledError:
+            # The sends a second signal cancelled end so (arq gathers them, Python 3.13
+            # raises it there): what was asked for, not a failure of the worker.
+            if not stopping.is_set():
+                raise
     click.echo(json.dumps({"worker": "stopped", "jobs": runner.jobs_complete}), err=True)

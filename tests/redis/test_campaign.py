@@ -232,7 +232,9 @@ def test_a_worker_killed_mid_campaign_leaves_no_row_lost_or_doubled(
     rows = 1500
     path = messages_csv(tmp_path / "kill.csv", rows, "kill")
     options = (
-        "--rate-limit", "300", "--concurrency", "50", "--takeover", "15",
+        # --takeover 20: a send then has 7 s, a job 8 s, so a busy machine's slow lookups
+        # do not spend every try (--max-tries 20) before the rows are settled.
+        "--rate-limit", "300", "--concurrency", "50", "--takeover", "20", "--max-tries", "20",
         "--reconcile-settle", "0.5",
     )  # fmt: skip
     # 5% of the answers are lost after the message was accepted: the reconcile path runs.
@@ -284,7 +286,7 @@ def test_workers_wait_through_a_redis_restart_and_carry_on(
         try:
             running = start_workers(
                 env, tmp_path, 2, "--rate-limit", "300", "--concurrency", "25",
-                "--takeover", "15", "--reconcile-settle", "0.5",
+                "--takeover", "20", "--max-tries", "20", "--reconcile-settle", "0.5",
             )  # fmt: skip
             wait_until(lambda: accepted_count(emulator.base_url) >= 300, 60, "300 accepted")
             own_redis_server.restart()  # SIGTERM: it writes its append-only file, then exits
