@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import Any, Final, TypeVar
 
 from . import _defaults as defaults
 from ._admission import Admission, Late
@@ -32,9 +32,6 @@ from ._message import SMS
 from ._protocol import Request, SendResult
 from ._reconcile import DeliveryTracker, Reconciliation, reconcile
 from ._secrets import Secret, scrub
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["LookupsMixin", "accepted_by"]
 
@@ -78,12 +75,18 @@ class LookupsMixin:
             ValueError: neither `uid` nor `message_id` was given.
             LookupFailed: the gateway could not be asked, or its answer is unreadable.
         """
+        return await self._delivery_status(uid, message_id, None)
+
+    async def _delivery_status(
+        self, uid: str | None, message_id: str | None, deadline: float | None
+    ) -> DeliveryStatus | None:
         request = delivery_status_request(
             **self._lookup_fields(DELIVERY_STATUS_PATH), uid=uid, message_id=message_id
         )
         return await self._look_up(
             request,
             lambda a: read_delivery_status(a.status, a.body, uid=uid, message_id=message_id),
+            deadline=deadline,
         )
 
     async def check_balance(self) -> Balance:
@@ -170,7 +173,8 @@ class LookupsMixin:
                 since += defaults.RECONCILE_IN_FLIGHT
 
         async def look_up(uid: str) -> DeliveryStatus | None:
-            return await self._look_up_status(uid, deadline)
+            # Within the send's deadline, where a send reconciles its own attempt.
+            return await self._delivery_status(uid, None, deadline)
 
         return await reconcile(
             uid,
@@ -183,18 +187,6 @@ class LookupsMixin:
             deadline=deadline,
             confirm=self._confirm_account,
             phonenumber=phonenumber,
-        )
-
-    async def _look_up_status(self, uid: str, deadline: float | None) -> DeliveryStatus | None:
-        """`get_delivery_status(uid=...)`, within `deadline` (the clock's) where one is given:
-        a reconciliation inside a send keeps to the send's deadline."""
-        if deadline is None:
-            return await self.get_delivery_status(uid=uid)
-        request = delivery_status_request(**self._lookup_fields(DELIVERY_STATUS_PATH), uid=uid)
-        return await self._look_up(
-            request,
-            lambda a: read_delivery_status(a.status, a.body, uid=uid, message_id=None),
-            deadline=deadline,
         )
 
     async def _confirm_account(self) -> None:

@@ -21,6 +21,7 @@ from haorui_async.testing import (
 )
 
 from .._kit import make_test_sender
+from .test_reconcile import Clock
 
 PHONE = "8613912345678"
 COUNT = 40
@@ -223,21 +224,6 @@ async def test_send_message_takes_the_option_per_call(per_call: bool | None) -> 
 # -- reconcile(what, age=...), on a fake clock ------------------------------------------------
 
 FAKE_SETTLE = 5.0
-
-
-class Clock:
-    """A fake clock and the sleep that moves it: the waits asked for are kept, never waited."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 def on_clock(gateway: FakeGateway, clock: Clock) -> AsyncSender:
