@@ -7,12 +7,14 @@ whole; it refuses an answer whose head or body is past the caps (`MAX_ANSWER_HEA
 memory. Bodies are returned as sent: the SDK asks for `Accept-Encoding: identity` and never
 decodes an encoding it did not ask for.
 
-Two readers, one interface: `H11Reader` (h11, which httpx already installs) and
-`HttptoolsReader` (llhttp, the `fast` extra).
+Three readers, one interface: `PlainReader` (pure Python, strict: the default), `H11Reader`
+(h11, which httpx already installs: ten times the CPU per answer, kept as the reference the
+tests compare the plain reader with) and `HttptoolsReader` (llhttp, the `fast` extra).
 """
 
 from __future__ import annotations
 
+import enum
 import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Final, NamedTuple, Protocol
@@ -30,6 +32,7 @@ __all__ = [
     "H11Reader",
     "HttptoolsReader",
     "MalformedAnswer",
+    "PlainReader",
     "RawAnswer",
     "check_method",
     "encode_request",
@@ -39,6 +42,17 @@ __all__ = [
 #: RFC 9110 token (method, header name), and what a header value must not hold.
 _TOKEN: Final = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _BAD_VALUE: Final = re.compile(rb"[\r\n\0]|^[ \t]|[ \t]$")
+#: An answer's status line (the reason phrase may be empty or absent, as h11 allows).
+_STATUS_LINE: Final = re.compile(rb"HTTP/1\.([01]) ([0-9]{3})(?: [^\r\n\0]*)?")
+#: The end of an answer's head, and its line breaks (a bare LF is read as CRLF, as h11 does).
+_HEAD_END: Final = re.compile(rb"\r?\n\r?\n")
+_LINE_BREAK: Final = re.compile(rb"\r?\n")
+#: A chunk's size (hex digits; 16 of them cover any size), before any chunk extension.
+_CHUNK_SIZE: Final = re.compile(rb"[0-9A-Fa-f]{1,16}")
+#: Bytes a chunk's size line may take, extensions included.
+_MAX_CHUNK_LINE: Final = 1024
+#: Statuses whose answers have no body, whatever their headers say.
+_NO_BODY: Final = frozenset({204, 304})
 #: Headers that frame the message: the writer sets them, never a caller.
 FRAMING: Final = frozenset({b"host", b"content-length", b"transfer-encoding"})
 
@@ -160,6 +174,216 @@ class _Reading:
         self._headers: list[tuple[bytes, bytes]] = []
         self._body: list[bytes] = []
         self._size = 0
+
+
+class _Phase(enum.Enum):
+    HEAD = "head"
+    LENGTH = "length"  # a Content-Length body
+    CHUNK_SIZE = "chunk size"
+    CHUNK_DATA = "chunk data"
+    CHUNK_END = "chunk end"  # the CRLF after a chunk's data
+    TRAILERS = "trailers"
+    UNTIL_CLOSE = "until close"  # no framing: the body runs to the end of the connection
+    DONE = "done"
+
+
+class PlainReader(_Reading):
+    """An `AnswerReader` in plain Python: HTTP/1.1 answers as RFC 9112 frames them.
+
+    Strict where framing is concerned (the one thing that decides which bytes answer which
+    request): a status line of HTTP/1.0 or 1.1, header names that are tokens, one
+    Content-Length, `Transfer-Encoding` only as `chunked` and never beside a Content-Length,
+    chunk sizes in hex; anything else is a `MalformedAnswer`. Interim (1xx) answers are
+    skipped; 101 is refused. HTTP/1.0, `Connection: close` and bodies that run to the end of
+    the connection are never kept alive. Each byte is looked at a bounded number of times,
+    however the answer is cut into reads.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_head: int = defaults.MAX_ANSWER_HEAD,
+        max_body: int = defaults.MAX_ANSWER_BODY,
+    ) -> None:
+        self._buf = bytearray()
+        self._head_only = False
+        self._done: RawAnswer | None = None
+        super().__init__(max_head, max_body)
+
+    def _reset(self) -> None:
+        super()._reset()
+        self._phase = _Phase.HEAD
+        self._searched = 0  # bytes of the buffer already searched for the head's end
+        self._left = 0  # bytes of the body (or chunk) still to come
+        self._keep_alive = True
+        self._trailer_size = 0
+
+    def start(self, method: bytes) -> None:
+        self._reset()
+        self._buf.clear()
+        self._done = None
+        self._head_only = method == b"HEAD"
+
+    def feed(self, data: bytes) -> RawAnswer | None:
+        done = self._done
+        if done is not None:
+            # Bytes after the whole answer answer nothing: the connection is retired.
+            return done._replace(keep_alive=False)
+        buf = self._buf
+        if not buf and self._phase is _Phase.HEAD:
+            # The usual case, a whole answer in one read: parse it without copying it first.
+            end = _HEAD_END.search(data)
+            if end is not None and end.start() <= self._max_head:
+                self._head(data[: end.start()])
+                buf += memoryview(data)[end.end() :]
+                return self._advance()
+        buf += data
+        return self._advance()
+
+    def eof(self) -> RawAnswer | None:
+        if self._phase is not _Phase.UNTIL_CLOSE:
+            return None  # no answer yet, or a framed one cut short
+        self._phase = _Phase.DONE
+        return RawAnswer(self._status, self._headers, b"".join(self._body), False)
+
+    def _advance(self) -> RawAnswer | None:
+        """Read what the buffer holds, phase by phase, as far as it goes."""
+        buf = self._buf
+        while True:
+            phase = self._phase
+            if phase is _Phase.HEAD:
+                end = _HEAD_END.search(buf, max(0, self._searched - 3))
+                if end is None:
+                    if len(buf) > self._max_head:
+                        raise AnswerTooLarge(f"the answer's head is past {self._max_head} bytes")
+                    self._searched = len(buf)
+                    return None
+                if end.start() > self._max_head:
+                    raise AnswerTooLarge(f"the answer's head is past {self._max_head} bytes")
+                head = bytes(buf[: end.start()])
+                del buf[: end.end()]
+                self._searched = 0
+                self._head(head)
+            elif phase is _Phase.LENGTH or phase is _Phase.CHUNK_DATA:
+                if not buf:
+                    return None
+                take = min(self._left, len(buf))
+                self._body.append(bytes(buf[:take]))
+                del buf[:take]
+                self._left -= take
+                if self._left:
+                    return None
+                self._phase = _Phase.DONE if phase is _Phase.LENGTH else _Phase.CHUNK_END
+            elif phase is _Phase.CHUNK_SIZE:
+                line = self._line(_MAX_CHUNK_LINE, "a chunk's size line")
+                if line is None:
+                    return None
+                digits = line.split(b";", 1)[0].strip(b" \t")
+                if not _CHUNK_SIZE.fullmatch(digits):
+                    raise MalformedAnswer(f"not a chunk size: {bytes(digits[:20])!r}")
+                size = int(digits, 16)
+                if size == 0:
+                    self._phase = _Phase.TRAILERS
+                else:
+                    self._grow(size)
+                    self._left = size
+                    self._phase = _Phase.CHUNK_DATA
+            elif phase is _Phase.CHUNK_END:
+                if buf[:2] == b"\r\n":
+                    del buf[:2]
+                elif buf[:1] == b"\n":
+                    del buf[:1]
+                elif buf == b"" or buf == b"\r":
+                    return None
+                else:
+                    raise MalformedAnswer("a chunk's data is not followed by CRLF")
+                self._phase = _Phase.CHUNK_SIZE
+            elif phase is _Phase.TRAILERS:
+                line = self._line(self._max_head - self._trailer_size, "the answer's trailers")
+                if line is None:
+                    return None
+                self._trailer_size += len(line) + 2
+                if not line:
+                    self._phase = _Phase.DONE
+            elif phase is _Phase.UNTIL_CLOSE:
+                self._grow(len(buf))
+                self._body.append(bytes(buf))
+                buf.clear()
+                return None
+            else:
+                answer = RawAnswer(
+                    self._status, self._headers, b"".join(self._body), self._keep_alive and not buf
+                )
+                self._done = answer
+                return answer
+
+    def _line(self, cap: int, what: str) -> bytes | None:
+        """The next line of the buffer without its line break, or None until it is whole."""
+        buf = self._buf
+        end = buf.find(b"\n", 0, cap + 2)
+        if end < 0:
+            if len(buf) > cap:
+                raise AnswerTooLarge(f"{what} is past {cap} bytes")
+            return None
+        line = bytes(buf[: end - 1 if end and buf[end - 1] == 0x0D else end])
+        del buf[: end + 1]
+        return line
+
+    def _grow(self, size: int) -> None:
+        self._size += size
+        if self._size > self._max_body:
+            raise AnswerTooLarge(f"the answer's body is past {self._max_body} bytes")
+
+    def _head(self, head: bytes) -> None:
+        """Read a head: the status, the headers, and how the body is framed."""
+        lines = _LINE_BREAK.split(head)
+        status_line = _STATUS_LINE.fullmatch(lines[0])
+        if status_line is None:
+            raise MalformedAnswer(f"not an HTTP/1.1 status line: {lines[0][:40]!r}")
+        status = int(status_line[2])
+        headers = []
+        length: int | None = None
+        chunked = False
+        keep_alive = status_line[1] == b"1"
+        for line in lines[1:]:
+            name, colon, value = line.partition(b":")
+            if not colon or not _TOKEN.fullmatch(name):
+                raise MalformedAnswer(f"not a header line: {line[:40]!r}")
+            value = value.strip(b" \t")
+            if b"\0" in value or b"\r" in value:
+                raise MalformedAnswer(f"not a header value: {name!r}")
+            headers.append((name, value))
+            lowered = name.lower()
+            if lowered == b"content-length":
+                if not value.isdigit() or (length is not None and int(value) != length):
+                    raise MalformedAnswer(f"not one valid Content-Length: {value[:20]!r}")
+                length = int(value)
+            elif lowered == b"transfer-encoding":
+                codings = [c.strip(b" \t").lower() for c in value.split(b",")]
+                if chunked or codings[-1] != b"chunked" or b"chunked" in codings[:-1]:
+                    raise MalformedAnswer(f"a transfer coding other than chunked: {value[:40]!r}")
+                chunked = True
+            elif lowered == b"connection" and b"close" in value.lower():
+                keep_alive = False
+        if status < 200:
+            if status == 101:
+                raise MalformedAnswer("the server switched protocols")
+            return  # an interim answer: the real one follows (still in HEAD)
+        if chunked and length is not None:
+            raise MalformedAnswer("both Content-Length and Transfer-Encoding: chunked")
+        _check_head(headers, self._max_head)
+        _check_length(headers, self._max_body)
+        self._status, self._headers, self._keep_alive = status, headers, keep_alive
+        if self._head_only or status in _NO_BODY:
+            self._phase = _Phase.DONE
+        elif chunked:
+            self._phase = _Phase.CHUNK_SIZE
+        elif length is not None:
+            self._left = length
+            self._phase = _Phase.LENGTH if length else _Phase.DONE
+        else:
+            self._keep_alive = False
+            self._phase = _Phase.UNTIL_CLOSE
 
 
 class H11Reader(_Reading):

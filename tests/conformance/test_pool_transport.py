@@ -28,6 +28,7 @@ from haorui_async._backends._wire import (
     AnswerTooLarge,
     H11Reader,
     HttptoolsReader,
+    PlainReader,
     encode_request,
     header_block,
 )
@@ -38,8 +39,8 @@ from ._servers import HOST, RawServer, answer_bytes, free_port, read_head_and_bo
 
 pytestmark = pytest.mark.integration
 
-Parser = Literal["httptools", "h11"]
-PARSERS: list[Parser] = ["httptools", "h11"]
+Parser = Literal["httptools", "plain", "h11"]
+PARSERS: list[Parser] = ["httptools", "plain", "h11"]
 TIMEOUTS = {"connect": 5.0, "read": 5.0, "write": 5.0, "pool": 5.0}
 NO_TIMEOUTS = {"connect": None, "read": None, "write": None, "pool": None}
 #: Loop iterations a test lets pass for a socket event to be handled (no wall time).
@@ -324,10 +325,11 @@ def test_repr_names_origin_parser_and_size() -> None:
     )
 
 
-def test_parser_defaults_to_h11_and_auto_prefers_httptools() -> None:
-    # Changed on purpose: FastTransport defaulted to "auto"; PoolTransport reads with h11
-    # (what httpx installs) unless asked otherwise. FastBackend keeps "auto".
-    assert PoolTransport("http://127.0.0.1:8080").parser == "h11"
+def test_parser_defaults_to_plain_and_auto_prefers_httptools() -> None:
+    # PoolTransport reads with the plain reader (no dependency beyond httpx's) unless asked
+    # otherwise; FastBackend keeps "auto".
+    assert PoolTransport("http://127.0.0.1:8080").parser == "plain"
+    assert PoolTransport("http://127.0.0.1:8080", parser="h11").parser == "h11"
     assert PoolTransport("http://127.0.0.1:8080", parser="auto").parser == "httptools"
     assert PoolTransport("http://127.0.0.1:8080", parser="httptools").parser == "httptools"
 
@@ -1298,7 +1300,11 @@ def test_encode_request_refuses_a_target_that_is_not_one(target: bytes) -> None:
 # Whether an oversized head reaches the pool in one read or several depends on TCP; the caps
 # must not.
 
-READERS: dict[str, Callable[[], AnswerReader]] = {"h11": H11Reader, "httptools": HttptoolsReader}
+READERS: dict[str, Callable[[], AnswerReader]] = {
+    "h11": H11Reader,
+    "plain": PlainReader,
+    "httptools": HttptoolsReader,
+}
 
 
 @pytest.mark.parametrize("pieces", [1, 1000], ids=["fed-at-once", "fed-in-pieces"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -162,10 +163,11 @@ class WorkerProcess:
     `finally`.
     """
 
-    def __init__(self, env: dict[str, str], log: Path, *options: str) -> None:
+    def __init__(self, env: dict[str, str], log: Path, *options: str, nice: int = 0) -> None:
         self.env = env
         self.log = log
         self.options = options
+        self.nice = nice
         self.process: subprocess.Popen[bytes] | None = None
         self._log_file: IO[bytes] | None = None
 
@@ -177,6 +179,7 @@ class WorkerProcess:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=self._log_file,
+            preexec_fn=(lambda: os.nice(self.nice)) if self.nice else None,
         )
         return self
 
@@ -228,14 +231,16 @@ class WorkerProcess:
 
 
 def start_workers(
-    env: dict[str, str], directory: Path, count: int, *options: str, first: int = 0
+    env: dict[str, str], directory: Path, count: int, *options: str, first: int = 0, nice: int = 0
 ) -> list[WorkerProcess]:
-    """Start `count` workers, then wait until every one is ready; the caller stops them (in
-    a `finally`, also when this raises: the list is filled as they start)."""
+    """Start `count` workers (at the scheduling priority `nice` lower than the test's), then
+    wait until every one is ready; the caller stops them (in a `finally`, also when this
+    raises: the list is filled as they start)."""
     started: list[WorkerProcess] = []
     try:
         for n in range(first, first + count):
-            started.append(WorkerProcess(env, directory / f"worker-{n}.log", *options).start())
+            log = directory / f"worker-{n}.log"
+            started.append(WorkerProcess(env, log, *options, nice=nice).start())
         for worker in started:
             worker.wait_ready()
     except BaseException:
