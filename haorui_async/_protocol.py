@@ -141,9 +141,13 @@ def build_params(
     return params
 
 
+#: `json.dumps` with options builds an encoder per call; this one is built once.
+_JSON: Final = json.JSONEncoder(separators=(",", ":"))
+
+
 def encode_json(params: Mapping[str, str]) -> bytes:
     """The POST body: compact ASCII JSON."""
-    return json.dumps(params, separators=(",", ":")).encode("ascii")
+    return _JSON.encode(params).encode("ascii")
 
 
 def encode_query(params: Mapping[str, str]) -> str:

@@ -62,7 +62,6 @@ class Connection(asyncio.Protocol):
         self._read_by = 0.0
         self._write_by = 0.0
         self._deadline: float | None = None
-        self._timer: asyncio.TimerHandle | None = None
 
     # -- asyncio.Protocol ------------------------------------------------------------------
 
@@ -114,6 +113,9 @@ class Connection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self._writing = True
+        if self.state is State.BUSY:
+            # The write timeout may end the exchange before the read timeout would.
+            self.pool.watch(self, self._bound())
 
     def resume_writing(self) -> None:
         self._writing = False
@@ -146,49 +148,43 @@ class Connection(asyncio.Protocol):
             self._read_by = now + self._read_timeout
         if self._write_timeout is not None:
             self._write_by = now + self._write_timeout
-        self._arm(now)
+        self.pool.watch(self, self._bound())
         return waiter
 
-    def _arm(self, now: float) -> None:
-        """Set the one timer of this exchange at the earliest bound that can end it."""
+    def _bound(self) -> float | None:
+        """When this exchange ends unless its answer comes first: the deadline, or the write
+        or read timeout (the one that applies now), whichever is earlier."""
         when = self._deadline
         if self._writing:
             if self._write_timeout is not None and (when is None or self._write_by < when):
                 when = self._write_by
         elif self._read_timeout is not None and (when is None or self._read_by < when):
             when = self._read_by
-        if when is None:
-            return
-        timer = self._timer
-        if timer is not None:
-            if timer.when() <= when:
-                return  # fires first, then re-arms
-            timer.cancel()
-        self._timer = self.loop.call_at(when, self._on_timer)
+        return when
 
-    def _on_timer(self) -> None:
-        self._timer = None
+    def check(self, now: float) -> float | None:
+        """The pool's watchdog asks: end the exchange if a bound passed; else its bound
+        (None: nothing left to watch). A read timeout counts from the last data received."""
         if self.state is not State.BUSY:
-            return
-        now = self.loop.time()
+            return None
         if self._deadline is not None and now >= self._deadline:
             self.abort(httpx.ReadTimeout("the send's deadline passed during the exchange"))
-        elif self._writing:
+            return None
+        if self._writing:
             if self._write_timeout is not None and now >= self._write_by:
                 self.abort(
                     httpx.WriteTimeout(f"the request was not written within {self._write_timeout}s")
                 )
-            else:
-                self._arm(now)
+                return None
         elif self._read_timeout is not None and now >= self._read_by:
             self.abort(httpx.ReadTimeout(f"no answer data within {self._read_timeout}s"))
-        else:
-            self._arm(now)
+            return None
+        return self._bound()
 
     def _settle(self, answer: RawAnswer) -> None:
         waiter = self._waiter
         self._waiter = None
-        self._stop_timer()
+        self.pool.unwatch(self)
         if not answer.keep_alive:
             self.keep_alive = False
         self.state = State.HELD
@@ -217,15 +213,10 @@ class Connection(asyncio.Protocol):
         """Retire the connection (what came on it was not the answer asked for)."""
         self.pool.discard(self)
 
-    def _stop_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
     def _close_state(self) -> None:
         self.state = State.CLOSED
         self.keep_alive = False
-        self._stop_timer()
+        self.pool.unwatch(self)
 
     def close(self) -> None:
         """Close gracefully (an idle connection, or one not to be reused)."""

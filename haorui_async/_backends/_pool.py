@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import math
 import ssl
 import sys
 from collections.abc import Callable
@@ -105,6 +106,11 @@ class Pool:
         self._open: set[Connection] = set()  # each holds a slot
         self._slots = 0  # connections open or being opened
         self._waiters: collections.deque[asyncio.Future[Connection | None]] = collections.deque()
+        # One timer for every exchange in flight (`watch`), not one per exchange: a timer
+        # handle made and cancelled per request costs more than the rest of the pool's work.
+        self._watched: set[Connection] = set()
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._watchdog_at = math.inf
         self.closed = False
 
     @property
@@ -278,6 +284,40 @@ class Pool:
                 self._idle.remove(conn)
             self._free_slot()
 
+    # -- the exchanges' timer --------------------------------------------------------------
+
+    def watch(self, conn: Connection, when: float | None) -> None:
+        """End `conn`'s exchange at `when` (event-loop time) unless its answer comes first.
+
+        Exchanges mostly end in the order they began, long before their bounds: the one
+        timer stays armed at the earliest bound and is moved only for an earlier one.
+        """
+        if when is None:
+            return
+        self._watched.add(conn)
+        if when < self._watchdog_at:
+            if self._watchdog is not None:
+                self._watchdog.cancel()
+            self._watchdog_at = when
+            self._watchdog = self.loop.call_at(when, self._on_watchdog)
+
+    def unwatch(self, conn: Connection) -> None:
+        self._watched.discard(conn)
+
+    def _on_watchdog(self) -> None:
+        self._watchdog, self._watchdog_at = None, math.inf
+        now = self.loop.time()
+        earliest = math.inf
+        for conn in list(self._watched):
+            when = conn.check(now)  # ends the exchange if a bound passed
+            if when is None:
+                self._watched.discard(conn)
+            elif when < earliest:
+                earliest = when
+        if earliest < math.inf:
+            self._watchdog_at = earliest
+            self._watchdog = self.loop.call_at(earliest, self._on_watchdog)
+
     # -- closing -------------------------------------------------------------------------------
 
     async def aclose(self) -> None:
@@ -285,6 +325,9 @@ class Pool:
         if self.closed:
             return
         self.closed = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog, self._watchdog_at = None, math.inf
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
