@@ -25,7 +25,7 @@ import httpx
 from . import _bulk
 from . import _defaults as defaults
 from ._admission import Admission, Late, Limiter, local_limiter
-from ._backends import Answer, make_backend, translate
+from ._backends import make_backend, translate
 from ._bulk import BulkReport, BulkSend
 from ._config import SenderConfig
 from ._exceptions import (
@@ -473,12 +473,26 @@ class AsyncSender(LookupsMixin):
             await admission.enter(deadline, trace)
         except Late as late:
             raise NotSent(str(late), message=sms, attempts=attempt) from None
+        lost: SendError | None = None
         try:
             if self._state is _State.CLOSED:
                 raise SenderClosed("this AsyncSender is closed; create a new one")
-            answer = await self._exchange(sms, request, deadline, attempt, trace)
+            if trace is None:
+                answer = await self._backend.exchange(request, deadline)
+            else:
+                answer = await trace.exchange(self._backend, request, deadline)
+        except SenderClosed:
+            raise
+        except Exception as exc:
+            # The one place a transport's failure becomes the SDK's (`translate`).
+            lost = translate(exc, sms, attempt, self._password)
+            if lost.__cause__ is exc:
+                raise lost from exc
         finally:
             admission.leave()
+        if lost is not None:
+            # Raised outside the except block: the original carried the password.
+            raise lost
         try:
             result = read_response(
                 answer.status,
@@ -502,19 +516,3 @@ class AsyncSender(LookupsMixin):
                 "attempt %d uid=%s: accepted, message_id=%s", attempt, sms.uid, result.message_id
             )
         return result
-
-    async def _exchange(
-        self, sms: SMS, request: Request, deadline: float, attempt: int, trace: SendTrace | None
-    ) -> Answer:
-        """The backend's exchange; every failure is translated by `_backends.translate()`."""
-        failure: SendError | None = None
-        try:
-            if trace is None:
-                return await self._backend.exchange(request, deadline)
-            return await trace.exchange(self._backend, request, deadline)
-        except Exception as exc:
-            failure = translate(exc, sms, attempt, self._password)
-            if failure.__cause__ is exc:
-                raise failure from exc
-        # Raised outside the except block: the original carried the password.
-        raise failure

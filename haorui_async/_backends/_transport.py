@@ -176,6 +176,10 @@ class PoolTransport(httpx.AsyncBaseTransport):
         self.origin = f"{url.scheme}://{url.netloc.decode('ascii')}"
         self.max_connections = max_connections
         self.keepalive_expiry = float(keepalive_expiry)
+        # The header lines of the last request: a sender's requests all carry the same
+        # headers, and checking each one costs more than the rest of the request's bytes.
+        self._last_headers: list[tuple[bytes, bytes]] = []
+        self._last_block = b""
 
     def __repr__(self) -> str:
         return (
@@ -207,9 +211,12 @@ class PoolTransport(httpx.AsyncBaseTransport):
         try:
             method = request.method.encode("ascii")
             check_method(method)
-            block = header_block(
-                self._netloc, (h for h in request.headers.raw if h[0].lower() not in FRAMING)
-            )
+            raw = request.headers.raw
+            if raw == self._last_headers and self._last_block:
+                block = self._last_block
+            else:
+                block = header_block(self._netloc, (h for h in raw if h[0].lower() not in FRAMING))
+                self._last_headers, self._last_block = raw, block
             data = encode_request(method, url.raw_path, block, body)
         except ValueError as exc:  # (UnicodeEncodeError too)
             raise httpx.LocalProtocolError(str(exc), request=request) from None
