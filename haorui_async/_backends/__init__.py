@@ -7,7 +7,8 @@ the connection for the next request or retiring it. Failures are httpx's excepti
 the sender translates them, in one place.
 
 - `HttpxBackend` (`backend="httpx"`, the default): an `httpx.AsyncClient` over the SDK's own
-  pool (`PoolTransport`, answers read by h11), or over a transport or client of the caller's.
+  pool (`PoolTransport`, answers read by the plain reader), or over a transport or client
+  of the caller's.
 - `FastBackend` (`backend="fast"`): the same pool driven directly, answers read by httptools,
   no httpx models per message; imported only when asked for.
 

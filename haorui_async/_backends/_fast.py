@@ -23,7 +23,8 @@ __all__ = ["FastBackend"]
 
 class FastBackend:
     """The lean backend: see the module's docstring. Its arguments are `HttpxBackend`'s own
-    pool's, and `parser`: "auto" (httptools when installed, else h11), "httptools" or "h11"."""
+    pool's, and `parser`: "auto" (httptools when installed, else plain), "httptools",
+    "plain" or "h11"."""
 
     name = "fast"
 

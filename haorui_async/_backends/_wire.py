@@ -47,6 +47,14 @@ _STATUS_LINE: Final = re.compile(rb"HTTP/1\.([01]) ([0-9]{3})(?: [^\r\n\0]*)?")
 #: The end of an answer's head, and its line breaks (a bare LF is read as CRLF, as h11 does).
 _HEAD_END: Final = re.compile(rb"\r?\n\r?\n")
 _LINE_BREAK: Final = re.compile(rb"\r?\n")
+#: A header line: a token, a colon, the value (visible characters, inner spaces and tabs, as
+#: h11 reads it) without the whitespace around it.
+_HEADER_LINE: Final = re.compile(
+    rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*"
+    rb"((?:[\x21-\x7e\x80-\xff](?:[ \t]*[\x21-\x7e\x80-\xff])*)?)[ \t]*"
+)
+#: The lengths of the names of the headers that frame an answer (a cheap first test).
+_FRAMING_LENGTHS: Final = frozenset({len(b"content-length"), len(b"transfer-encoding"), 10})
 #: A chunk's size (hex digits; 16 of them cover any size), before any chunk extension.
 _CHUNK_SIZE: Final = re.compile(rb"[0-9A-Fa-f]{1,16}")
 #: Bytes a chunk's size line may take, extensions included.
@@ -232,10 +240,15 @@ class PlainReader(_Reading):
         buf = self._buf
         if not buf and self._phase is _Phase.HEAD:
             # The usual case, a whole answer in one read: parse it without copying it first.
-            end = _HEAD_END.search(data)
-            if end is not None and end.start() <= self._max_head:
-                self._head(data[: end.start()])
-                buf += memoryview(data)[end.end() :]
+            end = data.find(b"\r\n\r\n")
+            head = data[:end]
+            if 0 <= end <= self._max_head and b"\n\n" not in head and b"\n\r\n" not in head:
+                self._head(head)
+                if self._is_body_left(len(data) - end - 4):
+                    self._phase = _Phase.DONE
+                    self._body.append(data[end + 4 :])
+                    return self._advance()
+                buf += memoryview(data)[end + 4 :]
                 return self._advance()
         buf += data
         return self._advance()
@@ -317,6 +330,10 @@ class PlainReader(_Reading):
                 self._done = answer
                 return answer
 
+    def _is_body_left(self, size: int) -> bool:
+        """Whether the head just read announced exactly `size` bytes of body."""
+        return self._phase is _Phase.LENGTH and size == self._left
+
     def _line(self, cap: int, what: str) -> bytes | None:
         """The next line of the buffer without its line break, or None until it is whole."""
         buf = self._buf
@@ -336,7 +353,10 @@ class PlainReader(_Reading):
 
     def _head(self, head: bytes) -> None:
         """Read a head: the status, the headers, and how the body is framed."""
-        lines = _LINE_BREAK.split(head)
+        if head.count(b"\n") == head.count(b"\r\n"):
+            lines = head.split(b"\r\n")
+        else:
+            lines = _LINE_BREAK.split(head)
         status_line = _STATUS_LINE.fullmatch(lines[0])
         if status_line is None:
             raise MalformedAnswer(f"not an HTTP/1.1 status line: {lines[0][:40]!r}")
@@ -346,13 +366,13 @@ class PlainReader(_Reading):
         chunked = False
         keep_alive = status_line[1] == b"1"
         for line in lines[1:]:
-            name, colon, value = line.partition(b":")
-            if not colon or not _TOKEN.fullmatch(name):
+            field = _HEADER_LINE.fullmatch(line)
+            if field is None:
                 raise MalformedAnswer(f"not a header line: {line[:40]!r}")
-            value = value.strip(b" \t")
-            if b"\0" in value or b"\r" in value:
-                raise MalformedAnswer(f"not a header value: {name!r}")
+            name, value = field.groups()
             headers.append((name, value))
+            if len(name) not in _FRAMING_LENGTHS:
+                continue
             lowered = name.lower()
             if lowered == b"content-length":
                 if not value.isdigit() or (length is not None and int(value) != length):
@@ -371,8 +391,10 @@ class PlainReader(_Reading):
             return  # an interim answer: the real one follows (still in HEAD)
         if chunked and length is not None:
             raise MalformedAnswer("both Content-Length and Transfer-Encoding: chunked")
-        _check_head(headers, self._max_head)
-        _check_length(headers, self._max_body)
+        if length is not None and length > self._max_body:
+            raise AnswerTooLarge(
+                f"the answer announces {length} bytes; the cap is {self._max_body}"
+            )
         self._status, self._headers, self._keep_alive = status, headers, keep_alive
         if self._head_only or status in _NO_BODY:
             self._phase = _Phase.DONE
