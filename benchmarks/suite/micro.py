@@ -16,6 +16,7 @@ from typing import Final
 import httpx
 
 from haorui_async import SMS, AsyncSender, detect_encoding
+from haorui_async._backends._wire import AnswerReader, H11Reader, HttptoolsReader, PlainReader
 from haorui_async._defaults import SEND_SMS_PATH
 from haorui_async._protocol import build_params, encode_json, read_response
 from haorui_async._secrets import Secret
@@ -38,7 +39,27 @@ MICRO_STEPS: Final = {
     "encoding": "detect_encoding of the text",
     "request": "build_params + encode_json + httpx.Request",
     "response": "_protocol.read_response of the answer",
+    "reader-plain": "reading the answer's HTTP/1.1 bytes: PlainReader (the default backend)",
+    "reader-httptools": "reading the answer's HTTP/1.1 bytes: HttptoolsReader (fast backend)",
+    "reader-h11": "reading the answer's HTTP/1.1 bytes: H11Reader (h11, the reference)",
 }
+
+#: An answer as nginx sends it (the wire suite's server): the head a reader has to get through.
+_WIRE_ANSWER: Final = (
+    b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Sun, 06 Dec 2026 15:20:00 GMT\r\n"
+    b"Content-Type: application/json\r\nContent-Length: %d\r\nConnection: keep-alive\r\n\r\n"
+    % len(_ANSWER)
+) + _ANSWER
+
+
+def _reading(reader: AnswerReader) -> Callable[[], object]:
+    def read() -> object:
+        reader.start(b"POST")
+        answer = reader.feed(_WIRE_ANSWER)
+        assert answer is not None
+        return answer
+
+    return read
 
 
 def _answer(request: httpx.Request) -> httpx.Response:
@@ -126,6 +147,9 @@ def run_micro(number: int = 2000, repeat: int = 5) -> dict[str, float]:
         "encoding": lambda: detect_encoding(text),
         "request": build_request,
         "response": lambda: read_response(200, _RAW_HEADERS, _ANSWER, sms),
+        "reader-plain": _reading(PlainReader()),
+        "reader-httptools": _reading(HttptoolsReader()),
+        "reader-h11": _reading(H11Reader()),
     }
     for name, step in steps.items():
         _per_call_sync(step, number, 1)
