@@ -15,16 +15,23 @@ of handing it, with whatever is still in flight on it, to the next message.
 Errors are httpx's classes, with the guarantee the retry policy rests on: once `exchange()`
 has begun, a failure is never `ConnectError` or `ConnectTimeout` (the request may have reached
 the server); before it, nothing was written.
+
+Over TLS the transport is plain TCP and the connection carries its own `TLSWire` (see
+`_tls_wire.py` for why: asyncio's TLS layer holds 256 KiB per connection): `start_tls()`
+begins the handshake, `data_received` decrypts, `exchange()` encrypts, a graceful close sends
+close_notify. The handshake's outcome is a future the pool awaits within the connect timeout.
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
+import ssl
 from typing import TYPE_CHECKING, Any, Final
 
 import httpx
 
+from ._tls_wire import TLSWire
 from ._wire import AnswerReader, AnswerTooLarge, MalformedAnswer, RawAnswer
 
 if TYPE_CHECKING:
@@ -62,17 +69,23 @@ class Connection(asyncio.Protocol):
         self._read_by = 0.0
         self._write_by = 0.0
         self._deadline: float | None = None
+        self._tls: TLSWire | None = None
+        self._handshake: asyncio.Future[None] | None = None  # pending while shaking hands
 
     # -- asyncio.Protocol ------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # Called by the event loop, and again by the pool once the connection is made (uvloop
-        # may not have called it yet by then): only the first call counts.
+        # may not have called it yet by then): only the first call counts. The pool counts
+        # the connection as open once it is ready for a request (connected, TLS done).
         if self._transport is None:
             self._transport = transport
-            self.pool.opened(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._handshake is not None:
+            self._fail_handshake(
+                exc or ConnectionResetError("the server closed the connection in the TLS handshake")
+            )
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             try:
@@ -91,6 +104,12 @@ class Connection(asyncio.Protocol):
         return None  # let the transport close the socket; connection_lost follows
 
     def data_received(self, data: bytes) -> None:
+        if self._tls is not None:
+            self._tls_received(data)
+        else:
+            self._plain_received(data)
+
+    def _plain_received(self, data: bytes) -> None:
         if self.state is not State.BUSY:
             # Bytes nobody asked for: the connection can no longer be trusted.
             self.keep_alive = False
@@ -110,6 +129,39 @@ class Connection(asyncio.Protocol):
             return
         if answer is not None:
             self._settle(answer)
+
+    def _tls_received(self, data: bytes) -> None:
+        tls = self._tls
+        assert tls is not None
+        try:
+            data = tls.receive(data)
+        except ssl.SSLError as exc:
+            self._send(tls.outgoing())  # the alert saying why, where there is one
+            if self._fail_handshake(exc):
+                self.abort()  # the pool's connect raises ConnectError naming `exc`
+            else:
+                self.abort(self._lost_error(exc))
+            return
+        self._send(tls.outgoing())
+        if self._handshake is not None and tls.handshaken:
+            handshake, self._handshake = self._handshake, None
+            if not handshake.done():
+                handshake.set_result(None)
+        if data:
+            self._plain_received(data)
+        if tls.peer_closed and self.state is not State.CLOSED:
+            # close_notify: no more bytes will come. An exchange in flight ends when the
+            # socket does (`connection_lost` gives the reader its EOF); any other state
+            # leaves the pool at once, so no request is written onto it meanwhile.
+            self.keep_alive = False
+            if self.state is State.BUSY:
+                self._shut()
+            else:
+                self.pool.discard(self)
+
+    def _send(self, data: bytes) -> None:
+        if data and not self._transport.is_closing():
+            self._transport.write(data)
 
     def pause_writing(self) -> None:
         self._writing = True
@@ -142,6 +194,12 @@ class Connection(asyncio.Protocol):
         self._read_timeout = timeouts.get("read")
         self._write_timeout = timeouts.get("write")
         self._deadline = deadline
+        if self._tls is not None:
+            try:
+                data = self._tls.encrypt(data)
+            except ssl.SSLError as exc:
+                self.abort(httpx.WriteError(f"TLS: {exc}"))
+                return waiter
         self._transport.write(data)
         now = loop.time()
         if self._read_timeout is not None:
@@ -150,6 +208,27 @@ class Connection(asyncio.Protocol):
             self._write_by = now + self._write_timeout
         self.pool.watch(self, self._bound())
         return waiter
+
+    def start_tls(self, context: ssl.SSLContext, server_hostname: str) -> asyncio.Future[None]:
+        """Begin the TLS handshake on the connected socket; the future of its completion.
+
+        It fails with the `ssl.SSLError` that ended the handshake (a certificate the context
+        does not trust names the verification failure), or with a `ConnectionError` if the
+        socket closed first. The caller bounds the wait and aborts the connection on failure.
+        """
+        tls = self._tls = TLSWire(context, server_hostname)
+        self._handshake = handshake = self.loop.create_future()
+        self._send(tls.start())
+        return handshake
+
+    def _fail_handshake(self, exc: Exception) -> bool:
+        """Fail a handshake in progress with `exc`; whether there was one."""
+        handshake, self._handshake = self._handshake, None
+        if handshake is None:
+            return False
+        if not handshake.done():
+            handshake.set_exception(exc)
+        return True
 
     def _bound(self) -> float | None:
         """When this exchange ends unless its answer comes first: the deadline, or the write
@@ -222,7 +301,15 @@ class Connection(asyncio.Protocol):
         """Close gracefully (an idle connection, or one not to be reused)."""
         if self.state is not State.CLOSED:
             self._close_state()
-            self._transport.close()
+            self._shut()
+
+    def _shut(self) -> None:
+        """Close the socket once what is written went out; over TLS, say close_notify first."""
+        if self._tls is not None:
+            if self._handshake is not None:
+                self._fail_handshake(ConnectionAbortedError("closed during the TLS handshake"))
+            self._send(self._tls.close_notify())
+        self._transport.close()
 
     def abort(self, error: httpx.TransportError | None = None) -> None:
         """Close at once, dropping anything unsent; an exchange in progress fails with
@@ -234,7 +321,10 @@ class Connection(asyncio.Protocol):
                 waiter.cancel()
             else:
                 waiter.set_exception(error)
+        if self._handshake is not None:
+            self._fail_handshake(ConnectionAbortedError("aborted during the TLS handshake"))
         if self.state is not State.CLOSED:
             self._close_state()
-            self._transport.abort()
+            if self._transport is not None:  # None: the connect failed before there was one
+                self._transport.abort()
             self.pool.lost(self)

@@ -9,6 +9,11 @@ Cancellation may land at any await: waiting for a connection (a connection or sl
 over in that same loop iteration is passed on), connecting or the TLS handshake (the socket is
 closed, the slot given back), the exchange (the connection is aborted: its state is unknown).
 No path leaves a slot taken or starts a request after its task was cancelled.
+
+TLS is the connection's own (`Connection.start_tls`, over a plain TCP transport), not
+asyncio's `ssl=`: asyncio's TLS layer keeps a 256 KiB buffer per connection (`_tls_wire.py`).
+A connection being opened holds the slot `_connect` took; it counts as open (`_open`, its slot
+then freed by `lost()`) only once it is ready for a request.
 """
 
 from __future__ import annotations
@@ -30,6 +35,9 @@ __all__ = ["Pool", "timeout_at"]
 
 #: Loop iterations `aclose()` gives the sockets to close (TLS takes two or three).
 _CLOSE_ROUNDS: Final = 10
+#: The bound of a TLS handshake when neither a connect timeout nor a deadline bounds it:
+#: asyncio's own default (`ssl_handshake_timeout`), which applied before TLS moved here.
+_HANDSHAKE_TIMEOUT: Final = 60.0
 
 Timeouts = dict[str, float | None]
 
@@ -231,17 +239,24 @@ class Pool:
 
         try:
             async with timeout_at(when):
-                transport, conn = await loop.create_connection(
-                    protocol,
-                    self.host,
-                    self.port,
-                    ssl=self._ssl,
-                    server_hostname=self.host if self._ssl is not None else None,
-                )
+                transport, conn = await loop.create_connection(protocol, self.host, self.port)
+                # uvloop may return before it has called `connection_made`.
+                conn.connection_made(transport)
+                if self._ssl is not None and conn.state is State.IDLE:
+                    handshake = conn.start_tls(self._ssl, self.host)
+                    if when is None:
+                        async with timeout_at(loop.time() + _HANDSHAKE_TIMEOUT):
+                            await handshake
+                    else:
+                        await handshake
+            if conn.state is not State.IDLE or self.closed:
+                # Closed by the server, or the pool by `aclose()`, before a byte was written.
+                raise httpx.ConnectError(f"{self.origin} closed the connection before the request")
         except BaseException as exc:
-            for conn in made:
-                # asyncio closes it; its slot is freed here, once.
-                self._open.discard(conn)
+            for made_conn in made:
+                # Its socket is closed (if asyncio has not); it was not open, so the slot is
+                # freed here, once.
+                made_conn.abort()
             self._free_slot()
             if isinstance(exc, TimeoutError):
                 raise httpx.ConnectTimeout(f"no connection to {self.origin} in time") from None
@@ -250,15 +265,7 @@ class Pool:
                     f"could not connect to {self.origin}: {str(exc) or type(exc).__name__}"
                 ) from exc
             raise
-        # uvloop may return before it has called `connection_made`.
-        conn.connection_made(transport)
-        if conn.state is not State.IDLE or self.closed:
-            # Closed by the server, or by `aclose()`, before a byte was written.
-            if conn in self._open:
-                self._open.discard(conn)
-                self._free_slot()
-            conn.abort()
-            raise httpx.ConnectError(f"{self.origin} closed the connection before the request")
+        self._open.add(conn)
         conn.state = State.BUSY
         return conn
 
@@ -272,9 +279,6 @@ class Pool:
         self._slots -= 1
 
     # -- what connections report ---------------------------------------------------------------
-
-    def opened(self, conn: Connection) -> None:
-        self._open.add(conn)
 
     def lost(self, conn: Connection) -> None:
         """`conn` is closed or closing: forget it and free its slot (once)."""

@@ -1,0 +1,255 @@
+"""TLS inside the pool's own connections (`_tls_wire.TLSWire`), not asyncio's `ssl=` layer.
+
+asyncio's TLS layer keeps a zero-filled 256 KiB buffer per connection; the pool's connections
+run TLS over memory BIOs on a plain TCP transport instead. These tests check that the memory
+of a TLS connection stays far below that buffer (hundreds of connections held open at once
+against a server in another process, so only the client's memory is counted), that asyncio's
+layer is not in the path on either loop, and the TLS-specific ends of a connection: the
+server's close_notify on an idle connection, and the client's own close_notify.
+
+Nothing is timed: the server holds its answers until every connection's request has come,
+and the waits are for events, each with a bound far above what loopback needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import os
+import ssl
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Final
+
+import pytest
+import trustme
+
+from haorui_async._backends._connection import State
+from haorui_async._backends._pool import Pool
+from haorui_async._backends._tls_wire import TLSWire
+from haorui_async._backends._transport import make_pool
+
+from ._servers import HOST, read_head_and_body
+
+pytestmark = pytest.mark.integration
+
+#: TLS connections held open at once.
+CONNECTIONS: Final = 256
+#: The most a TLS connection may add to the client's RSS. asyncio's TLS layer alone is 256 KiB
+#: per connection (measured ~310 KiB in all); the pool's own TLS, ~40-50 KiB (OpenSSL's state
+#: and buffers, the connection, the exchange).
+MAX_BYTES_PER_CONNECTION: Final = 128 * 1024
+TIMEOUTS: Final[dict[str, float | None]] = {"connect": 60.0, "read": 60.0, "write": 60.0}
+#: A bound on waiting for the server, so a broken test fails instead of hanging.
+BOUND: Final = 60.0
+#: Loop iterations a test lets pass for a socket event to be handled (no wall time).
+ROUNDS: Final = 1000
+
+#: The server, in a process of its own: its TLS memory is not the client's. It answers a
+#: request for /hold only once `count` of them are pending, every other request at once.
+SERVER: Final = r"""
+import asyncio, ssl, sys
+
+ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+async def main(chain, count):
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(chain)
+    held = []
+
+    async def serve(reader, writer):
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                if head.startswith(b"GET /hold "):
+                    held.append(writer)
+                    if len(held) == count:
+                        for waiting in held:
+                            waiting.write(ANSWER)
+                        held.clear()
+                else:
+                    writer.write(ANSWER)
+        except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=context, backlog=4096)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    async with server:
+        await asyncio.Event().wait()
+
+asyncio.run(main(sys.argv[1], int(sys.argv[2])))
+"""
+
+
+def request(path: str) -> bytes:
+    return f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode("ascii")
+
+
+def resident_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.fixture
+def chain(ca: trustme.CA, tmp_path: Path) -> str:
+    path = tmp_path / "server.pem"
+    ca.issue_cert(HOST).private_key_and_cert_chain_pem.write_to_path(str(path))
+    return str(path)
+
+
+@contextlib.asynccontextmanager
+async def server_process(chain: str, count: int) -> AsyncIterator[int]:
+    """The TLS server of `SERVER` in a child process; its port."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", SERVER, chain, str(count), stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        assert process.stdout is not None
+        line = await asyncio.wait_for(process.stdout.readline(), BOUND)
+        assert line, "the TLS server did not start"
+        yield int(line)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()
+
+
+async def exchange(pool: Pool, path: str) -> bytes:
+    answer, conn = await asyncio.wait_for(
+        pool.exchange(request(path), b"GET", TIMEOUTS, None), BOUND
+    )
+    pool.release(conn)
+    return answer.body
+
+
+@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="reads /proc/self/statm")
+async def test_a_tls_connection_costs_far_less_than_asyncios_buffer(
+    chain: str, trusting_context: ssl.SSLContext
+) -> None:
+    async with server_process(chain, CONNECTIONS) as port:
+        pool, _, _ = make_pool(
+            f"https://{HOST}:{port}",
+            max_connections=CONNECTIONS,
+            keepalive_expiry=600.0,
+            ssl_context=trusting_context,
+            parser="plain",
+        )
+        try:
+            assert await exchange(pool, "/warm") == b"ok"  # imports, the context's first use
+            gc.collect()
+            before = resident_bytes()
+            bodies = await asyncio.gather(*(exchange(pool, "/hold") for _ in range(CONNECTIONS)))
+            # Every connection is open (idle in the pool) and holds whatever it holds.
+            gc.collect()
+            grown = resident_bytes() - before
+            open_now = pool.connections
+            transports = [conn._transport for conn in pool._idle]
+        finally:
+            await pool.aclose()
+    assert bodies == [b"ok"] * CONNECTIONS
+    assert open_now == CONNECTIONS  # each request held its own connection
+    per_connection = grown / CONNECTIONS
+    assert per_connection < MAX_BYTES_PER_CONNECTION, (
+        f"{per_connection / 1024:.0f} KiB of RSS per TLS connection"
+    )
+    # asyncio's TLS transports say "ssl_object"; the pool's plain TCP ones do not.
+    assert all(transport.get_extra_info("ssl_object") is None for transport in transports)
+
+
+async def test_the_servers_close_notify_retires_an_idle_connection(
+    ca: trustme.CA, trusting_context: ssl.SSLContext
+) -> None:
+    closed = asyncio.Event()
+    connections = 0
+
+    async def answer_then_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        with contextlib.suppress(ConnectionError, ssl.SSLError, asyncio.IncompleteReadError):
+            await read_head_and_body(reader)
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            await writer.drain()
+            writer.close()  # close_notify, then FIN
+            await writer.wait_closed()
+        closed.set()
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(HOST).configure_cert(context)
+    server = await asyncio.start_server(answer_then_close, HOST, 0, ssl=context)
+    port = server.sockets[0].getsockname()[1]
+    pool, _, _ = make_pool(
+        f"https://{HOST}:{port}",
+        max_connections=1,
+        keepalive_expiry=600.0,
+        ssl_context=trusting_context,
+        parser="plain",
+    )
+    try:
+        answer, conn = await pool.exchange(request("/one"), b"GET", TIMEOUTS, None)
+        pool.release(conn)
+        await asyncio.wait_for(closed.wait(), BOUND)
+        await until(lambda: conn.state is State.CLOSED, "the close_notify seen")
+        assert pool.connections == 0
+        # The next request goes on a new connection, and is answered.
+        assert await exchange(pool, "/two") == b"ok"
+    finally:
+        await pool.aclose()
+        server.close()
+        await server.wait_closed()
+    assert answer.body == b"ok"
+    assert connections == 2
+
+
+async def until(condition: Callable[[], bool], what: str) -> None:
+    """Let the loop run, a bounded number of iterations, until `condition` holds."""
+    for _ in range(ROUNDS):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError(f"not within {ROUNDS} loop iterations: {what}")
+
+
+def test_the_clients_close_notify_is_a_clean_close_for_the_server(
+    ca: trustme.CA, trusting_context: ssl.SSLContext
+) -> None:
+    """Sans I/O: a `TLSWire` and a server `SSLObject` pass bytes by hand."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(HOST).configure_cert(context)
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    server = context.wrap_bio(incoming, outgoing, server_side=True)
+    client = TLSWire(trusting_context, HOST)
+
+    to_server = client.start()
+    while not client.handshaken:
+        incoming.write(to_server)
+        with contextlib.suppress(ssl.SSLWantReadError):
+            server.do_handshake()
+        assert client.receive(outgoing.read()) == b""
+        to_server = client.outgoing()
+    incoming.write(to_server + client.encrypt(b"request"))
+    assert server.read(100) == b"request"
+    server.write(b"answer")
+    assert client.receive(outgoing.read()) == b"answer"
+
+    incoming.write(client.close_notify())
+    assert server.read(100) == b""  # close_notify: a clean end, not a truncation
+    server.unwrap()
+    assert client.receive(outgoing.read()) == b""
+    assert client.peer_closed
+
+
+def test_a_certificate_the_context_does_not_trust_names_the_failure(ca: trustme.CA) -> None:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(HOST).configure_cert(context)
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    server = context.wrap_bio(incoming, outgoing, server_side=True)
+    client = TLSWire(ssl.create_default_context(), HOST)  # trusts the system's CAs only
+
+    incoming.write(client.start())
+    with contextlib.suppress(ssl.SSLWantReadError):
+        server.do_handshake()
+    with pytest.raises(ssl.SSLCertVerificationError, match="CERTIFICATE_VERIFY_FAILED"):
+        client.receive(outgoing.read())
+    assert not client.handshaken
