@@ -448,8 +448,13 @@ class ScriptedServer:
 
     def start(self) -> ScriptedServer:
         self._thread.start()
+        # Python 3.10's StreamWriter has no start_tls: there the listening socket does the
+        # handshake, before `_accept` (a failed one is then not recorded as a connection, only
+        # in `loop_errors`).
+        listening_tls = self.tls if sys.version_info < (3, 11) else None
         started = asyncio.run_coroutine_threadsafe(
-            asyncio.start_server(self._accept, HOST, 0, limit=MAX_REQUEST_HEAD), self._loop
+            asyncio.start_server(self._accept, HOST, 0, limit=MAX_REQUEST_HEAD, ssl=listening_tls),
+            self._loop,
         )
         self._server = started.result(START_TIMEOUT)
         port = self._server.sockets[0].getsockname()[1]
@@ -572,13 +577,13 @@ class ScriptedServer:
 
     async def _handshake(self, writer: asyncio.StreamWriter) -> bool:
         assert self.tls is not None
-        if sys.version_info >= (3, 11):
-            try:
-                await writer.start_tls(self.tls)
-            except (OSError, ConnectionError, asyncio.IncompleteReadError, asyncio.TimeoutError):
-                return False  # the client gave up mid-handshake
-            return True
-        raise RuntimeError("the TLS scripted server needs StreamWriter.start_tls (3.11+)")
+        if sys.version_info < (3, 11):
+            return True  # the listening socket did the handshake (see `start`)
+        try:
+            await writer.start_tls(self.tls)
+        except (OSError, ConnectionError, asyncio.IncompleteReadError, asyncio.TimeoutError):
+            return False  # the client gave up mid-handshake
+        return True
 
     async def _shutdown(self) -> None:
         assert self._server is not None
