@@ -14,6 +14,8 @@ Read in this order:
 7. `report`: medians, ratios, the JSON, the markdown table and the plot.
 8. `runner`: the whole run and its sizes (default and `--full`).
 9. `command`: the command line of `benchmarks/run.py`.
+10. `wild/`: the `wild` part: nginx, TLS, latency, CPU per message, uvloop, the cold start,
+    judged against the issue's targets (its own reading order in `wild/__init__.py`).
 
 The installed `haorui-async bench` is another, smaller tool: the SDK alone against a gateway
 of the user's, no peers (`haorui_async/cli/_bench.py`).

@@ -5,6 +5,11 @@ A client is an async context manager function `(url, concurrency) -> send`, regi
 that posts one SendSMS request and checks the gateway accepted it, and tears the client down.
 Adding a client (a new SDK backend, another library) is one more decorated function here.
 
+Two keyword options serve the `wild` part (`benchmarks/suite/wild`): `ssl_context=` for an
+https URL (a context trusting the run's own CA), and `sized=True` to size every pool (the
+SDK's `max_concurrency`, aiohttp's connector limit) to the concurrency instead of keeping
+the library's default.
+
 The libraries are imported inside each function, so a worker process loads only its own.
 """
 
@@ -13,20 +18,47 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Protocol
 
 import attrs
 
-from haorui_async._defaults import SEND_SMS_PATH
+from haorui_async._defaults import DEFAULT_MAX_CONCURRENCY, SEND_SMS_PATH
 
 from . import account
 
 __all__ = ["CLIENTS", "BadAnswer", "ClientSpec", "Send", "client", "floor_session"]
 
 Send = Callable[[], Awaitable[None]]
-ClientFactory = Callable[[str, int], contextlib.AbstractAsyncContextManager[Send]]
 Kind = Literal["sdk", "peer", "floor"]
+
+
+class ClientFunction(Protocol):
+    """What `@client` registers: an async generator function yielding `send`."""
+
+    def __call__(
+        self,
+        url: str,
+        concurrency: int,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        sized: bool = False,
+    ) -> AsyncIterator[Send]: ...
+
+
+class ClientFactory(Protocol):
+    """A registered client: `factory(url, concurrency, ssl_context=..., sized=...)` is an
+    async context manager yielding `send`."""
+
+    def __call__(
+        self,
+        url: str,
+        concurrency: int,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        sized: bool = False,
+    ) -> contextlib.AbstractAsyncContextManager[Send]: ...
 
 
 class BadAnswer(Exception):
@@ -54,13 +86,12 @@ class ClientSpec:
 CLIENTS: Final[dict[str, ClientSpec]] = {}
 
 
-def client(
-    name: str, label: str, kind: Kind = "peer"
-) -> Callable[[Callable[[str, int], AsyncIterator[Send]]], ClientFactory]:
-    """Register an async generator function `(url, concurrency) -> send` as a client."""
+def client(name: str, label: str, kind: Kind = "peer") -> Callable[[ClientFunction], ClientFactory]:
+    """Register an async generator function `(url, concurrency, *, ssl_context, sized) -> send`
+    as a client."""
 
-    def register(function: Callable[[str, int], AsyncIterator[Send]]) -> ClientFactory:
-        factory = contextlib.asynccontextmanager(function)
+    def register(function: ClientFunction) -> ClientFactory:
+        factory: ClientFactory = contextlib.asynccontextmanager(function)
         CLIENTS[name] = ClientSpec(name=name, label=label, kind=kind, factory=factory)
         return factory
 
@@ -76,8 +107,15 @@ def _check(decoded: Any) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _sdk(url: str, backend: Literal["httpx", "fast"]) -> AsyncIterator[Send]:
-    """`AsyncSender.send` on `backend`, every other default kept (its semaphore, its pool)."""
+async def _sdk(
+    url: str,
+    backend: Literal["httpx", "fast"],
+    *,
+    ssl_context: ssl.SSLContext | None,
+    max_concurrency: int | None,
+) -> AsyncIterator[Send]:
+    """`AsyncSender.send` on `backend`, every other default kept (its semaphore and its pool
+    of `DEFAULT_MAX_CONCURRENCY`, unless `max_concurrency` sizes both)."""
     from haorui_async import AsyncSender
 
     async with AsyncSender(
@@ -86,6 +124,8 @@ async def _sdk(url: str, backend: Literal["httpx", "fast"]) -> AsyncIterator[Sen
         sender_id=account.SENDER_ID,
         base_url=url,
         backend=backend,
+        ssl_context=ssl_context,
+        max_concurrency=DEFAULT_MAX_CONCURRENCY if max_concurrency is None else max_concurrency,
     ) as sender:
 
         async def send() -> None:
@@ -95,16 +135,22 @@ async def _sdk(url: str, backend: Literal["httpx", "fast"]) -> AsyncIterator[Sen
 
 
 @client("sdk-httpx", "haorui-async AsyncSender.send (httpx backend)", kind="sdk")
-async def sdk_httpx(url: str, concurrency: int) -> AsyncIterator[Send]:
+async def sdk_httpx(
+    url: str, concurrency: int, *, ssl_context: ssl.SSLContext | None = None, sized: bool = False
+) -> AsyncIterator[Send]:
     """The SDK as shipped: `AsyncSender` with its defaults (its own semaphore and pool)."""
-    async with _sdk(url, "httpx") as send:
+    max_concurrency = concurrency if sized else None
+    async with _sdk(url, "httpx", ssl_context=ssl_context, max_concurrency=max_concurrency) as send:
         yield send
 
 
 @client("sdk-fast", "haorui-async AsyncSender.send (fast backend)", kind="sdk")
-async def sdk_fast(url: str, concurrency: int) -> AsyncIterator[Send]:
+async def sdk_fast(
+    url: str, concurrency: int, *, ssl_context: ssl.SSLContext | None = None, sized: bool = False
+) -> AsyncIterator[Send]:
     """The SDK on its fast backend (`backend="fast"`: asyncio protocols), other defaults kept."""
-    async with _sdk(url, "fast") as send:
+    max_concurrency = concurrency if sized else None
+    async with _sdk(url, "fast", ssl_context=ssl_context, max_concurrency=max_concurrency) as send:
         yield send
 
 
@@ -112,13 +158,16 @@ async def sdk_fast(url: str, concurrency: int) -> AsyncIterator[Send]:
 
 
 @client("httpx-default", "httpx AsyncClient.post (defaults)")
-async def httpx_default(url: str, concurrency: int) -> AsyncIterator[Send]:
-    """`httpx.AsyncClient().post(json=...)`, every httpx default kept."""
+async def httpx_default(
+    url: str, concurrency: int, *, ssl_context: ssl.SSLContext | None = None, sized: bool = False
+) -> AsyncIterator[Send]:
+    """`httpx.AsyncClient().post(json=...)`, every httpx default kept (`sized` too)."""
     import httpx
 
     endpoint = url + SEND_SMS_PATH
     body = account.payload()
-    async with httpx.AsyncClient() as http:
+    verify: ssl.SSLContext | bool = True if ssl_context is None else ssl_context
+    async with httpx.AsyncClient(verify=verify) as http:
 
         async def send() -> None:
             response = await http.post(endpoint, json=body)
@@ -129,14 +178,17 @@ async def httpx_default(url: str, concurrency: int) -> AsyncIterator[Send]:
 
 
 @client("httpx-pooled", "httpx AsyncClient.post (pool sized to C)")
-async def httpx_pooled(url: str, concurrency: int) -> AsyncIterator[Send]:
+async def httpx_pooled(
+    url: str, concurrency: int, *, ssl_context: ssl.SSLContext | None = None, sized: bool = False
+) -> AsyncIterator[Send]:
     """`httpx.AsyncClient` with `max_connections` and keep-alive sized to the concurrency."""
     import httpx
 
     endpoint = url + SEND_SMS_PATH
     body = account.payload()
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(limits=limits) as http:
+    verify: ssl.SSLContext | bool = True if ssl_context is None else ssl_context
+    async with httpx.AsyncClient(limits=limits, verify=verify) as http:
 
         async def send() -> None:
             response = await http.post(endpoint, json=body)
@@ -147,13 +199,20 @@ async def httpx_pooled(url: str, concurrency: int) -> AsyncIterator[Send]:
 
 
 @client("aiohttp", "aiohttp ClientSession.post")
-async def aiohttp_session(url: str, concurrency: int) -> AsyncIterator[Send]:
-    """`aiohttp.ClientSession().post(json=...)`, every aiohttp default kept."""
+async def aiohttp_session(
+    url: str, concurrency: int, *, ssl_context: ssl.SSLContext | None = None, sized: bool = False
+) -> AsyncIterator[Send]:
+    """`aiohttp.ClientSession().post(json=...)`, every aiohttp default kept but, where
+    `sized`, the connector's limit (100 by default) sized to the concurrency."""
     import aiohttp
 
     endpoint = url + SEND_SMS_PATH
     body = account.payload()
-    async with aiohttp.ClientSession() as session:
+    # aiohttp's own defaults (limit=100, ssl=True) where nothing is asked for.
+    connector = aiohttp.TCPConnector(
+        limit=concurrency if sized else 100, ssl=True if ssl_context is None else ssl_context
+    )
+    async with aiohttp.ClientSession(connector=connector) as session:
 
         async def send() -> None:
             async with session.post(endpoint, json=body) as response:
@@ -206,12 +265,16 @@ class _Connection:
 
 
 @contextlib.asynccontextmanager
-async def floor_session(url: str) -> AsyncIterator[Send]:
+async def floor_session(url: str, ssl_context: ssl.SSLContext | None = None) -> AsyncIterator[Send]:
     """The minimal client: a LIFO of idle keep-alive connections, one prebuilt request.
 
     No pool limit, no timeouts, no retries: the least Python can do to post SendSMS, and so
-    the floor every other client is compared with.
+    the floor every other client is compared with. An https `url` is verified with
+    `ssl_context` (by default, the system's trusted authorities).
     """
+    if url.startswith("https://") and ssl_context is None:
+        ssl_context = ssl.create_default_context()
+    tls = ssl_context if url.startswith("https://") else None
     host_port = url.split("://", 1)[1].rstrip("/")
     host, _, port = host_port.rpartition(":")
     body = account.payload_bytes()
@@ -226,7 +289,7 @@ async def floor_session(url: str) -> AsyncIterator[Send]:
         if idle:
             connection = idle.pop()
         else:
-            connection = _Connection(*await asyncio.open_connection(host, int(port)))
+            connection = _Connection(*await asyncio.open_connection(host, int(port), ssl=tls))
             opened.append(connection)
         status, answer = await connection.exchange(request)
         # Only a connection whose answer was read whole is reused; a broken one is left
@@ -247,7 +310,9 @@ async def floor_session(url: str) -> AsyncIterator[Send]:
 
 
 @client("floor", "asyncio streams, minimal keep-alive (the floor)", kind="floor")
-async def floor(url: str, concurrency: int) -> AsyncIterator[Send]:
-    """The minimal keep-alive HTTP/1.1 client on asyncio streams."""
-    async with floor_session(url) as send:
+async def floor(
+    url: str, concurrency: int, *, ssl_context: ssl.SSLContext | None = None, sized: bool = False
+) -> AsyncIterator[Send]:
+    """The minimal keep-alive HTTP/1.1 client on asyncio streams (no pool limit to size)."""
+    async with floor_session(url, ssl_context) as send:
         yield send

@@ -8,6 +8,7 @@ server, not the client, limited a figure.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -26,6 +27,8 @@ from . import account
 __all__ = [
     "SERVER_NAME",
     "Ceiling",
+    "apt_install",
+    "can_apt_install",
     "child_env",
     "ensure_wrk",
     "parse_wrk",
@@ -86,14 +89,20 @@ class Ceiling:
         }
 
 
-def ensure_wrk() -> tuple[str | None, str]:
-    """The path of `wrk`, installing Debian's package when missing and root; or why not."""
-    found = shutil.which("wrk")
-    if found:
-        return found, "wrk found on PATH"
+def can_apt_install() -> bool:
+    """Whether Debian packages can be installed here: apt-get on PATH, and root."""
+    return shutil.which("apt-get") is not None and hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def apt_install(*packages: str) -> None:
+    """`apt-get install -y PACKAGES`, after `apt-get update` when the first try fails.
+
+    Best effort: the caller looks for what it needs afterwards. Each call is bounded by
+    `APT_TIMEOUT`.
+    """
     apt = shutil.which("apt-get")
-    if apt is None or not hasattr(os, "geteuid") or os.geteuid() != 0:
-        return None, "wrk is not installed, and apt-get as root is not available to install it"
+    if apt is None:
+        return
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
 
     def apt_get(*args: str) -> bool:
@@ -105,10 +114,20 @@ def ensure_wrk() -> tuple[str | None, str]:
             return False
         return done.returncode == 0
 
-    if not apt_get("install", "-y", "wrk"):
+    if not apt_get("install", "-y", *packages):
         # A fresh image has no package lists yet.
         apt_get("update")
-        apt_get("install", "-y", "wrk")
+        apt_get("install", "-y", *packages)
+
+
+def ensure_wrk() -> tuple[str | None, str]:
+    """The path of `wrk`, installing Debian's package when missing and root; or why not."""
+    found = shutil.which("wrk")
+    if found:
+        return found, "wrk found on PATH"
+    if not can_apt_install():
+        return None, "wrk is not installed, and apt-get as root is not available to install it"
+    apt_install("wrk")
     found = shutil.which("wrk")
     if found:
         return found, "wrk installed with apt-get"
@@ -129,12 +148,19 @@ def parse_wrk(output: str) -> tuple[float, int] | None:
 
 
 def run_wrk(
-    wrk: str, url: str, concurrencies: Sequence[int], *, seconds: float, note: str
+    wrk: str,
+    url: str,
+    concurrencies: Sequence[int],
+    *,
+    seconds: float,
+    note: str,
+    cpu: int | None = None,
 ) -> Ceiling:
     """Measure the server's SendSMS ceiling with `wrk` (one thread) at each concurrency.
 
-    One thread leaves the second core of a 2-core machine to the server. Each run is bounded
-    by wrk's own `-d` and by a subprocess timeout.
+    One thread leaves the second core of a 2-core machine to the server; `cpu` pins wrk to
+    that one core (where the clients run). Each run is bounded by wrk's own `-d` and by a
+    subprocess timeout.
     """
     script = (
         'wrk.method = "POST"\n'
@@ -162,7 +188,12 @@ def run_wrk(
             ]
             try:
                 done = subprocess.run(
-                    command, capture_output=True, text=True, timeout=duration + 30, check=False
+                    command,
+                    capture_output=True,
+                    text=True,
+                    timeout=duration + 30,
+                    check=False,
+                    preexec_fn=None if cpu is None else functools.partial(_pin, cpu),
                 )
                 parsed = parse_wrk(done.stdout)
             except subprocess.TimeoutExpired:  # pragma: no cover - a hung wrk
@@ -174,6 +205,10 @@ def run_wrk(
     if failures:
         note += f"; wrk gave no figure at {', '.join(failures)}"
     return Ceiling(tool="wrk" if rates else "", rates=rates, non_2xx=non_2xx, note=note)
+
+
+def _pin(cpu: int) -> None:
+    os.sched_setaffinity(0, {cpu})
 
 
 def _lua_string(text: str) -> str:
