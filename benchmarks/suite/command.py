@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import signal
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Final
@@ -52,6 +54,12 @@ class MissingServer(click.ClickException):
     """nginx or its echo module is missing for the wild part: exit 2 before anything runs."""
 
     exit_code = 2
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    # SIGTERM ends the run as Ctrl-C would: the servers it started (nginx, the emulator)
+    # are stopped by their context managers instead of being left running.
+    sys.exit(128 + signum)
 
 
 def missing_modules(names: Iterable[str]) -> list[str]:
@@ -182,34 +190,38 @@ def main(
     if count is not None:
         sizes = attrs.evolve(sizes, count=count)
         wild_sizes = attrs.evolve(wild_sizes, count=count)
-    written: list[str] = []
-    classic = [p for p in parts if p in runner.PARTS]
-    if classic:
-        results = runner.run_benchmark(
-            out,
-            sizes=sizes,
-            clients=clients or tuple(CLIENTS),
-            concurrencies=concurrencies or runner.DEFAULT_CONCURRENCY,
-            parts=classic,
-            use_wrk=not no_wrk,
-            progress=click.echo,
-        )
-        click.echo("")
-        click.echo((out / runner.MARKDOWN_NAME).read_text(encoding="utf-8"))
-        written += results["files"]
-    if "wild" in parts:
-        wild = wild_runner.run_wild(
-            out,
-            sizes=wild_sizes,
-            scenarios=chosen,
-            clients=clients or wild_scenarios.WILD_CLIENTS,
-            use_wrk=not no_wrk,
-            # Raw httpx where it only waits out its time bound: in --full, or when asked for.
-            trim=not full and not clients,
-            install=install,
-            progress=click.echo,
-        )
-        click.echo("")
-        click.echo((out / wild_runner.MARKDOWN_NAME).read_text(encoding="utf-8"))
-        written += wild["files"]
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        written: list[str] = []
+        classic = [p for p in parts if p in runner.PARTS]
+        if classic:
+            results = runner.run_benchmark(
+                out,
+                sizes=sizes,
+                clients=clients or tuple(CLIENTS),
+                concurrencies=concurrencies or runner.DEFAULT_CONCURRENCY,
+                parts=classic,
+                use_wrk=not no_wrk,
+                progress=click.echo,
+            )
+            click.echo("")
+            click.echo((out / runner.MARKDOWN_NAME).read_text(encoding="utf-8"))
+            written += results["files"]
+        if "wild" in parts:
+            wild = wild_runner.run_wild(
+                out,
+                sizes=wild_sizes,
+                scenarios=chosen,
+                clients=clients or wild_scenarios.WILD_CLIENTS,
+                use_wrk=not no_wrk,
+                # Raw httpx where it only waits out its time bound: in --full, or when asked for.
+                trim=not full and not clients,
+                install=install,
+                progress=click.echo,
+            )
+            click.echo("")
+            click.echo((out / wild_runner.MARKDOWN_NAME).read_text(encoding="utf-8"))
+            written += wild["files"]
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     click.echo("Written: " + ", ".join(written))
