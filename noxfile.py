@@ -15,13 +15,13 @@ nox.options.sessions = ["tests", "lint", "typing"]
 
 #: The Pythons the package claims (its classifiers): `nox -s compat` tests each; CI runs the
 #: oldest and the newest, beside the full `tests` session on the default one.
-PYTHONS = ["3.11", "3.12", "3.13"]
+PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
 
 
 def _select_pyenv_versions() -> None:
     """pyenv's shims run only the versions selected (`PYENV_VERSION`, which `pyenv exec` sets
     for nox itself): add every installed version of `PYTHONS` after the selected ones, so
-    that `python3.11` ... `python3.13` are found."""
+    that `python3.10` ... `python3.13` are found."""
     if not shutil.which("pyenv"):
         return
     try:
