@@ -86,8 +86,9 @@ def _runner(loop: str) -> Callable[[Coroutine[Any, Any, dict[str, Any]]], dict[s
         import uvloop
 
         def run(main: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
-            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-                return runner.run(main)
+            # uvloop's own runner: asyncio.Runner(loop_factory=...) is Python 3.11's.
+            result: dict[str, Any] = uvloop.run(main)
+            return result
 
         return run
     return asyncio.run
