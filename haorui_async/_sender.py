@@ -473,16 +473,15 @@ class AsyncSender(LookupsMixin):
             await admission.enter(deadline, trace)
         except Late as late:
             raise NotSent(str(late), message=sms, attempts=attempt) from None
+        if self._state is _State.CLOSED:
+            admission.leave()
+            raise SenderClosed("this AsyncSender is closed; create a new one")
         lost: SendError | None = None
         try:
-            if self._state is _State.CLOSED:
-                raise SenderClosed("this AsyncSender is closed; create a new one")
             if trace is None:
                 answer = await self._backend.exchange(request, deadline)
             else:
                 answer = await trace.exchange(self._backend, request, deadline)
-        except SenderClosed:
-            raise
         except Exception as exc:
             # The one place a transport's failure becomes the SDK's (`translate`).
             lost = translate(exc, sms, attempt, self._password)

@@ -82,10 +82,9 @@ class Connection(asyncio.Protocol):
             self._transport = transport
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._handshake is not None:
-            self._fail_handshake(
-                exc or ConnectionResetError("the server closed the connection in the TLS handshake")
-            )
+        self._end_handshake(
+            exc or ConnectionResetError("the server closed the connection in the TLS handshake")
+        )
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             try:
@@ -137,16 +136,14 @@ class Connection(asyncio.Protocol):
             data = tls.receive(data)
         except ssl.SSLError as exc:
             self._send(tls.outgoing())  # the alert saying why, where there is one
-            if self._fail_handshake(exc):
+            if self._end_handshake(exc):
                 self.abort()  # the pool's connect raises ConnectError naming `exc`
             else:
                 self.abort(self._lost_error(exc))
             return
         self._send(tls.outgoing())
-        if self._handshake is not None and tls.handshaken:
-            handshake, self._handshake = self._handshake, None
-            if not handshake.done():
-                handshake.set_result(None)
+        if tls.handshaken:
+            self._end_handshake(None)
         if data:
             self._plain_received(data)
         if tls.peer_closed and self.state is not State.CLOSED:
@@ -221,13 +218,17 @@ class Connection(asyncio.Protocol):
         self._send(tls.start())
         return handshake
 
-    def _fail_handshake(self, exc: Exception) -> bool:
-        """Fail a handshake in progress with `exc`; whether there was one."""
+    def _end_handshake(self, exc: Exception | None) -> bool:
+        """End a handshake in progress: done (`exc` None) or failed with `exc`; whether
+        there was one."""
         handshake, self._handshake = self._handshake, None
         if handshake is None:
             return False
         if not handshake.done():
-            handshake.set_exception(exc)
+            if exc is None:
+                handshake.set_result(None)
+            else:
+                handshake.set_exception(exc)
         return True
 
     def _bound(self) -> float | None:
@@ -306,8 +307,7 @@ class Connection(asyncio.Protocol):
     def _shut(self) -> None:
         """Close the socket once what is written went out; over TLS, say close_notify first."""
         if self._tls is not None:
-            if self._handshake is not None:
-                self._fail_handshake(ConnectionAbortedError("closed during the TLS handshake"))
+            self._end_handshake(ConnectionAbortedError("closed during the TLS handshake"))
             self._send(self._tls.close_notify())
         self._transport.close()
 
@@ -321,8 +321,7 @@ class Connection(asyncio.Protocol):
                 waiter.cancel()
             else:
                 waiter.set_exception(error)
-        if self._handshake is not None:
-            self._fail_handshake(ConnectionAbortedError("aborted during the TLS handshake"))
+        self._end_handshake(ConnectionAbortedError("aborted during the TLS handshake"))
         if self.state is not State.CLOSED:
             self._close_state()
             if self._transport is not None:  # None: the connect failed before there was one

@@ -178,7 +178,7 @@ class PoolTransport(httpx.AsyncBaseTransport):
         self.keepalive_expiry = float(keepalive_expiry)
         # The header lines of the last request: a sender's requests all carry the same
         # headers, and checking each one costs more than the rest of the request's bytes.
-        self._last_headers: list[tuple[bytes, bytes]] = []
+        self._last_headers: list[tuple[bytes, bytes]] | None = None
         self._last_block = b""
 
     def __repr__(self) -> str:
@@ -212,7 +212,7 @@ class PoolTransport(httpx.AsyncBaseTransport):
             method = request.method.encode("ascii")
             check_method(method)
             raw = request.headers.raw
-            if raw == self._last_headers and self._last_block:
+            if raw == self._last_headers:
                 block = self._last_block
             else:
                 block = header_block(self._netloc, (h for h in raw if h[0].lower() not in FRAMING))

@@ -164,7 +164,10 @@ def _check_head(headers: list[tuple[bytes, bytes]], max_head: int) -> None:
 
 
 def _check_length(headers: list[tuple[bytes, bytes]], max_body: int) -> None:
-    length = _announced_length(headers)
+    _check_announced(_announced_length(headers), max_body)
+
+
+def _check_announced(length: int | None, max_body: int) -> None:
     if length is not None and length > max_body:
         raise AnswerTooLarge(f"the answer announces {length} bytes; the cap is {max_body}")
 
@@ -241,8 +244,9 @@ class PlainReader(_Reading):
         if not buf and self._phase is _Phase.HEAD:
             # The usual case, a whole answer in one read: parse it without copying it first.
             end = data.find(b"\r\n\r\n")
-            head = data[:end]
-            if 0 <= end <= self._max_head and b"\n\n" not in head and b"\n\r\n" not in head:
+            head = data[:end] if 0 <= end <= self._max_head else None
+            # A bare-LF break before the CRLF one ends the head earlier: the slow path finds it.
+            if head is not None and b"\n\n" not in head and b"\n\r\n" not in head:
                 self._head(head)
                 if self._is_body_left(len(data) - end - 4):
                     self._phase = _Phase.DONE
@@ -391,10 +395,7 @@ class PlainReader(_Reading):
             return  # an interim answer: the real one follows (still in HEAD)
         if chunked and length is not None:
             raise MalformedAnswer("both Content-Length and Transfer-Encoding: chunked")
-        if length is not None and length > self._max_body:
-            raise AnswerTooLarge(
-                f"the answer announces {length} bytes; the cap is {self._max_body}"
-            )
+        _check_announced(length, self._max_body)
         self._status, self._headers, self._keep_alive = status, headers, keep_alive
         if self._head_only or status in _NO_BODY:
             self._phase = _Phase.DONE
