@@ -21,7 +21,9 @@ from .micro import MICRO_STEPS
 __all__ = [
     "PEERS",
     "Summary",
+    "add_counts",
     "machine_info",
+    "median",
     "ratios",
     "render_markdown",
     "summarize",
@@ -103,12 +105,14 @@ class Summary:
         return attrs.asdict(self)
 
 
-def _median(values: Sequence[float | None]) -> float | None:
+def median(values: Sequence[float | None]) -> float | None:
+    """The median of the values that are there (None where none is)."""
     present = [v for v in values if v is not None]
     return statistics.median(present) if present else None
 
 
-def _add(total: dict[str, int], more: Mapping[str, int]) -> None:
+def add_counts(total: dict[str, int], more: Mapping[str, int]) -> None:
+    """Add the counts of `more` into `total`, name by name."""
     for name, number in more.items():
         total[name] = total.get(name, 0) + number
 
@@ -127,12 +131,12 @@ def summarize(records: Sequence[Mapping[str, Any]]) -> dict[str, dict[int, Summa
             warmup_errors: dict[str, int] = {}
             for run in runs:
                 if "result" in run:
-                    _add(errors, run["result"]["errors"])
-                    _add(warmup_errors, run["warmup"]["errors"])
+                    add_counts(errors, run["result"]["errors"])
+                    add_counts(warmup_errors, run["warmup"]["errors"])
             summaries.setdefault(client, {})[concurrency] = Summary(
                 rate=statistics.median([m.rate for m in measured]) if measured else 0.0,
-                p50=_median([m.p50 for m in measured]),
-                p99=_median([m.p99 for m in measured]),
+                p50=median([m.p50 for m in measured]),
+                p99=median([m.p99 for m in measured]),
                 ok=sum(m.ok for m in measured),
                 errors=errors,
                 warmup_errors=warmup_errors,

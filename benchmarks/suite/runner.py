@@ -19,7 +19,14 @@ from .clients import CLIENTS
 from .micro import run_micro
 from .server import SERVER_NAME, Ceiling, child_env, ensure_wrk, run_wrk
 
-__all__ = ["DEFAULT_SIZES", "FULL_SIZES", "PARTS", "Sizes", "run_benchmark"]
+__all__ = [
+    "DEFAULT_SIZES",
+    "FULL_SIZES",
+    "PARTS",
+    "Sizes",
+    "run_benchmark",
+    "run_worker_process",
+]
 
 #: Concurrency levels: one at a time, a small pool, httpx's default pool size, and beyond it.
 DEFAULT_CONCURRENCY: Final = (1, 10, 100, 1000)
@@ -88,6 +95,12 @@ def _run_worker(client: str, url: str, concurrency: int, sizes: Sizes) -> dict[s
     ]
     # Warm-up and measurement, each with its grace, plus start-up and teardown.
     limit = sizes.warmup_seconds + sizes.seconds + 2 * sizes.grace + 60
+    return run_worker_process(command, client, limit)
+
+
+def run_worker_process(command: list[str], client: str, limit: float) -> dict[str, Any]:
+    """Run a worker `command` (at most `limit` seconds); the JSON record of its last line, or
+    a crash record naming why there is none: a crash is recorded, not raised."""
     try:
         done = subprocess.run(
             command,

@@ -12,13 +12,13 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .clients import CLIENTS
 from .load import measure
 
-__all__ = ["main", "run_client"]
+__all__ = ["main", "print_record", "run_client"]
 
 
 async def run_client(
@@ -59,8 +59,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--grace", type=float, required=True)
     parser.add_argument("--warmup-seconds", type=float, required=True)
     args = parser.parse_args(argv)
-    try:
-        record = asyncio.run(
+    return print_record(
+        args.client,
+        lambda: asyncio.run(
             run_client(
                 args.client,
                 args.url,
@@ -70,9 +71,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 grace=args.grace,
                 warmup_seconds=args.warmup_seconds,
             )
-        )
+        ),
+    )
+
+
+def print_record(client: str, run: Callable[[], dict[str, Any]]) -> int:
+    """Print what `run()` returns as one JSON line, or a crash record naming its error (the
+    parent reads the last line); 0, or 1 on a crash."""
+    try:
+        record = run()
     except Exception as exc:
-        record = {"client": args.client, "crash": f"{type(exc).__name__}: {exc}"}
+        record = {"client": client, "crash": f"{type(exc).__name__}: {exc}"}
     sys.stdout.write(json.dumps(record) + "\n")
     sys.stdout.flush()
     return 1 if "crash" in record else 0

@@ -8,6 +8,7 @@ from typing import Any
 
 import attrs
 
+from ..report import add_counts, median
 from .probe import Probe
 
 __all__ = ["Cell", "summarize"]
@@ -60,16 +61,6 @@ class Cell:
         return attrs.asdict(self)
 
 
-def _median(values: Sequence[float | None]) -> float | None:
-    present = [v for v in values if v is not None]
-    return statistics.median(present) if present else None
-
-
-def _add(total: dict[str, int], more: Mapping[str, int]) -> None:
-    for name, number in more.items():
-        total[name] = total.get(name, 0) + number
-
-
 def _busy(probe: Probe) -> float | None:
     if probe.server_cpu is None or probe.window <= 0:
         return None
@@ -91,18 +82,18 @@ def summarize(records: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Cell]
             warmup_errors: dict[str, int] = {}
             for run in runs:
                 if "result" in run:
-                    _add(errors, run["result"]["errors"])
+                    add_counts(errors, run["result"]["errors"])
                     if run.get("warmup"):
-                        _add(warmup_errors, run["warmup"]["errors"])
-            peak = _median([float(p.peak_rss) for p in probes])
+                        add_counts(warmup_errors, run["warmup"]["errors"])
+            peak = median([float(p.peak_rss) for p in probes])
             cells.setdefault(scenario, {})[client] = Cell(
                 rate=statistics.median([p.rate for p in probes]) if probes else 0.0,
-                cpu_per_message=_median([p.cpu_per_message for p in probes]),
-                p50=_median([p.p50 for p in probes]),
-                p99=_median([p.p99 for p in probes]),
+                cpu_per_message=median([p.cpu_per_message for p in probes]),
+                p50=median([p.p50 for p in probes]),
+                p99=median([p.p99 for p in probes]),
                 peak_rss=None if peak is None else int(peak),
-                time=_median([p.window for p in probes]),
-                server_busy=_median([_busy(p) for p in probes]),
+                time=median([p.window for p in probes]),
+                server_busy=median([_busy(p) for p in probes]),
                 ok=sum(p.ok for p in probes),
                 errors=errors,
                 warmup_errors=warmup_errors,

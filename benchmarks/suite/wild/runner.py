@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -15,7 +14,8 @@ import attrs
 
 from .. import report as throughput_report
 from ..clients import CLIENTS
-from ..server import child_env, ensure_wrk, run_wrk
+from ..runner import run_worker_process
+from ..server import ensure_wrk, run_wrk
 from . import report
 from .nginx import NginxInstall, NginxServer, ensure_nginx, make_tls, split_cores
 from .results import summarize
@@ -86,19 +86,7 @@ def _run_worker(
         command.append(f"--server-pid={server_pid}")
     limit = sizes.warmup_seconds + sizes.lead + sizes.seconds + 2 * sizes.grace
     limit += sizes.cold_grace + 60
-    try:
-        done = subprocess.run(
-            command, capture_output=True, text=True, timeout=limit, check=False, env=child_env()
-        )
-    except subprocess.TimeoutExpired:  # pragma: no cover - a hung worker
-        return {"client": client, "crash": f"the worker ran past {limit:.0f} s and was killed"}
-    lines = done.stdout.strip().splitlines()
-    try:
-        record: dict[str, Any] = json.loads(lines[-1])
-    except (IndexError, ValueError):
-        tail = done.stderr.strip().splitlines()[-1:] or [f"exit status {done.returncode}"]
-        return {"client": client, "crash": f"the worker printed no result: {tail[0][:200]}"}
-    return record
+    return run_worker_process(command, client, limit)
 
 
 def describe(record: dict[str, Any], scenario: Scenario) -> str:

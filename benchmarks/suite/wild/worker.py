@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import resource
 import ssl
-import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from ..clients import CLIENTS
+from ..worker import print_record
 from .probe import measure_cold, measure_window, process_cpu_seconds
 
 __all__ = ["main", "run_client"]
@@ -113,12 +112,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--grace", type=float, required=True)
     parser.add_argument("--warmup-seconds", type=float, required=True)
     args = parser.parse_args(argv)
-    try:
+
+    def run() -> dict[str, Any]:
         if args.cpu is not None:
             os.sched_setaffinity(0, {args.cpu})
         _raise_open_files_limit()
         context = None if args.ca is None else ssl.create_default_context(cafile=args.ca)
-        record = _runner(args.loop)(
+        return _runner(args.loop)(
             run_client(
                 args.client,
                 args.url,
@@ -133,11 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 server_pid=args.server_pid,
             )
         )
-    except Exception as exc:
-        record = {"client": args.client, "crash": f"{type(exc).__name__}: {exc}"}
-    sys.stdout.write(json.dumps(record) + "\n")
-    sys.stdout.flush()
-    return 1 if "crash" in record else 0
+
+    return print_record(args.client, run)
 
 
 if __name__ == "__main__":  # pragma: no cover - the child process's entry
