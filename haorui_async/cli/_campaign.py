@@ -16,6 +16,7 @@ import signal
 import sys
 import time
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
     from arq.connections import ArqRedis
 
     from .._sender import AsyncSender
-    from ..redis._ledger import Ledger
+    from ..redis._ledger import Entry, Ledger
     from ..redis._queue import WorkerOptions
 
 __all__ = ["campaign", "worker"]
@@ -269,24 +270,31 @@ async def _read_status(
     rows: dict[int, tuple[str, str]] = {}
     lines: dict[int, dict[str, Any]] = {}
     for row, uid in enqueued.items():
-        entry = entries.get(uid)
-        if row in invalid:
-            rows[row] = ("invalid", uid)
-            lines[row] = invalid[row]
-        elif entry is not None and entry.state == "done" and entry.record is not None:
-            rows[row] = (entry.kind or "unknown", uid)
-            lines[row] = dict(entry.record)
-        else:
-            state = "queued" if entry is None else "in_progress"
-            if state == "in_progress" and await _job_gone(ledger, row):
-                # Its job is over, without an outcome: it may have been sent.
-                rows[row] = ("unknown", uid)
-                lines[row] = {"row": row, "uid": uid, "kind": "unknown", "may_have_been_sent": True,
-                              "detail": "its job ended without recording an outcome"}  # fmt: skip
-                continue
-            rows[row] = (state, uid)
-            lines[row] = {"row": row, "uid": uid, "kind": None, "state": state}
+        state, line = _row_state(row, uid, entries.get(uid), invalid)
+        if state == "in_progress" and await _job_gone(ledger, row):
+            # Its job is over. A job records its outcome before it ends, so the entry read
+            # now has it, if any: the one read above may predate the job's last steps.
+            state, line = _row_state(row, uid, await ledger.entry(uid), invalid)
+            if state == "in_progress":
+                # Over without an outcome (arq cut it, say): it may have been sent.
+                state = "unknown"
+                line = {"row": row, "uid": uid, "kind": "unknown", "may_have_been_sent": True,
+                        "detail": "its job ended without recording an outcome"}  # fmt: skip
+        rows[row] = (state, uid)
+        lines[row] = line
     return rows, lines
+
+
+def _row_state(
+    row: int, uid: str, entry: Entry | None, invalid: Mapping[int, dict[str, Any]]
+) -> tuple[str, dict[str, Any]]:
+    """The state of `row` by its ledger entry, and its line."""
+    if row in invalid:
+        return "invalid", invalid[row]
+    if entry is not None and entry.state == "done" and entry.record is not None:
+        return entry.kind or "unknown", dict(entry.record)
+    state = "queued" if entry is None else "in_progress"
+    return state, {"row": row, "uid": uid, "kind": None, "state": state}
 
 
 async def _job_gone(ledger: Ledger, row: int) -> bool:
