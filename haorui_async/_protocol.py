@@ -45,11 +45,24 @@ REJECTED_5XX: Final = frozenset({501, 505})
 
 
 class Request(NamedTuple):
-    """One request: "POST" or "GET", the path and query (percent-encoded), the body."""
+    """One request: "POST" or "GET", the path and query (percent-encoded), the body.
+
+    The query and the body carry the password, so its repr shows neither: a request is a
+    local of the frames a failed send's traceback passes through, and a traceback printed
+    with its locals (Sentry's default) shows each one's repr.
+    """
 
     method: str
     target: bytes
     body: bytes
+
+    def __repr__(self) -> str:
+        path, query, _ = self.target.partition(b"?")
+        hidden = f"?<{len(self.target) - len(path) - 1} bytes>" if query else ""
+        return (
+            f"Request(method={self.method!r}, target={path.decode('ascii', 'replace')}{hidden}, "
+            f"body=<{len(self.body)} bytes>)"
+        )
 
 
 @attrs.frozen

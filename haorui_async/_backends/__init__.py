@@ -168,7 +168,10 @@ _UNSENDABLE: Final = (httpx.UnsupportedProtocol, httpx.LocalProtocolError, httpx
 def translate(exc: Exception, sms: SMS, attempt: int, secret: Secret) -> SendError:
     """The one place where a transport's exception becomes the SDK's.
 
-    The cause is chained (`__cause__`) only where its text is free of the password.
+    The cause is chained (`__cause__`) only where its text, and that of every exception
+    chained to it, is free of the password, and without their tracebacks: their frames hold
+    the request (a traceback printed with its locals would show them). Their types and
+    texts are what tells what went wrong.
     """
     text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     clean = scrub(text, secret)
@@ -188,6 +191,24 @@ def translate(exc: Exception, sms: SMS, attempt: int, secret: Secret) -> SendErr
     failure.timed_out = isinstance(exc, httpx.TimeoutException)
     if logger.isEnabledFor(logging.DEBUG):
         logger.debug("attempt %d uid=%s: %s", attempt, sms.uid, detail)
-    if clean == text and scrub(repr(exc), secret) == repr(exc):
+    if clean == text and _chain_without_frames(exc, secret):
         failure.__cause__ = exc
     return failure
+
+
+def _chain_without_frames(exc: BaseException, secret: Secret) -> bool:
+    """Drop the tracebacks of `exc` and of the exceptions chained to it; False (and nothing
+    dropped) if the text of one of them shows the password."""
+    chain: list[BaseException] = []
+    todo = [exc]
+    while todo:
+        one = todo.pop()
+        if any(one is seen for seen in chain):
+            continue
+        if scrub(repr(one), secret) != repr(one) or scrub(str(one), secret) != str(one):
+            return False
+        chain.append(one)
+        todo.extend(e for e in (one.__cause__, one.__context__) if e is not None)
+    for one in chain:
+        one.__traceback__ = None
+    return True

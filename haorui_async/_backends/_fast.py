@@ -16,7 +16,7 @@ from .. import _exceptions
 from . import Answer, Request, intercepted
 from ._httpx import HttpxBackend
 from ._transport import Parser, make_pool
-from ._wire import encode_request, header_block
+from ._wire import Wire, encode_request, header_block
 
 __all__ = ["FastBackend"]
 
@@ -78,8 +78,9 @@ class FastBackend:
         if intercepted():
             return await self.stand_in.exchange(request, deadline)
         method = self._methods[request.method]
-        data = encode_request(method, request.target, self._block, request.body)
-        answer, conn = await self._pool.exchange(data, method, self._timeouts, deadline)
+        # No local holds the request's bytes, only the Wire (whose repr hides them).
+        wire = Wire(encode_request(method, request.target, self._block, request.body))
+        answer, conn = await self._pool.exchange(wire, method, self._timeouts, deadline)
         return Answer(answer.status, answer.headers, answer.body, conn)
 
     async def aclose(self) -> None:

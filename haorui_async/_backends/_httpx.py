@@ -84,6 +84,19 @@ class _Deadlines:
             self._arm(min(self._watched.values()))
 
 
+class _SendSMSRequest(httpx.Request):
+    """httpx's request, its repr without the query: a GET's carries the password, and the
+    request is a local of every frame its exchange awaits in (httpx's too), which a
+    traceback printed with its locals shows (Sentry's default)."""
+
+    def __repr__(self) -> str:
+        url = self.url
+        query = "?<query>" if url.query else ""
+        return (
+            f"<Request({self.method!r}, '{url.scheme}://{url.netloc.decode()}{url.path}{query}')>"
+        )
+
+
 class _Progress:
     """httpcore's trace callback: did the request start going out?"""
 
@@ -208,7 +221,7 @@ class HttpxBackend:
             timeouts: dict[str, Any] = self._timeouts
         else:
             timeouts = {k: max(0.0, min(v, remaining)) for k, v in self._timeouts.items()}
-        http_request = httpx.Request(
+        http_request = _SendSMSRequest(
             request.method,
             self.url(request.target),
             headers=self._headers,

@@ -29,7 +29,7 @@ from typing import Final
 import httpx
 
 from ._connection import Connection, State
-from ._wire import AnswerReader, RawAnswer
+from ._wire import AnswerReader, RawAnswer, Wire
 
 __all__ = ["Pool", "timeout_at"]
 
@@ -134,9 +134,9 @@ class Pool:
     # -- one request -----------------------------------------------------------------------
 
     async def exchange(
-        self, data: bytes, method: bytes, timeouts: Timeouts, deadline: float | None
+        self, wire: Wire, method: bytes, timeouts: Timeouts, deadline: float | None
     ) -> tuple[RawAnswer, Connection]:
-        """Send `data` and wait for its whole answer; the connection comes back HELD.
+        """Send `wire` and wait for its whole answer; the connection comes back HELD.
 
         Raises:
             httpx.PoolTimeout, httpx.ConnectTimeout, httpx.ConnectError: nothing was written
@@ -146,7 +146,7 @@ class Pool:
         """
         conn = await self._acquire(timeouts, deadline)
         try:
-            answer = await conn.exchange(data, method, timeouts, deadline)
+            answer = await conn.exchange(wire.data, method, timeouts, deadline)
         except BaseException:
             conn.abort()
             raise

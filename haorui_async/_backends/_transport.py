@@ -24,6 +24,7 @@ from ._wire import (
     AnswerReader,
     H11Reader,
     PlainReader,
+    Wire,
     check_method,
     encode_request,
     header_block,
@@ -197,33 +198,15 @@ class PoolTransport(httpx.AsyncBaseTransport):
             httpx.WriteTimeout, httpx.WriteError, httpx.ReadTimeout, httpx.ReadError,
             httpx.RemoteProtocolError: the request may have reached the server.
         """
-        url = request.url
-        if (url.raw_scheme, url.raw_host, url.port) != self._origin:
-            raise httpx.UnsupportedProtocol(
-                f"this PoolTransport serves {self.origin} only, not "
-                f"{url.scheme}://{url.netloc.decode('ascii')}",
-                request=request,
-            )
         try:
-            body = request.content
-        except httpx.RequestNotRead:
-            body = await request.aread()
-        try:
-            method = request.method.encode("ascii")
-            check_method(method)
-            raw = request.headers.raw
-            if raw == self._last_headers:
-                block = self._last_block
-            else:
-                block = header_block(self._netloc, (h for h in raw if h[0].lower() not in FRAMING))
-                self._last_headers, self._last_block = raw, block
-            data = encode_request(method, url.raw_path, block, body)
-        except ValueError as exc:  # (UnicodeEncodeError too)
-            raise httpx.LocalProtocolError(str(exc), request=request) from None
+            wire = self._wire(request, request.content)
+        except httpx.RequestNotRead:  # a streamed body (a caller's request): read it first
+            wire = self._wire(request, await request.aread())
         timeouts: Any = request.extensions.get("timeout") or _DEFAULT_TIMEOUTS
         deadline = request.extensions.get(DEADLINE_EXTENSION)
         try:
-            answer, conn = await self.pool.exchange(data, method, timeouts, deadline)
+            method = request.method.encode("ascii")  # checked by `_wire`
+            answer, conn = await self.pool.exchange(wire, method, timeouts, deadline)
         except httpx.TransportError as exc:
             exc.request = request
             raise
@@ -234,6 +217,29 @@ class PoolTransport(httpx.AsyncBaseTransport):
             extensions={"http_version": b"HTTP/1.1"},
             request=request,
         )
+
+    def _wire(self, request: httpx.Request, body: bytes) -> Wire:
+        """The bytes of `request`: built here, in a plain function, so that no frame of the
+        exchange holds them, the URL or the body (they carry the password)."""
+        url = request.url
+        if (url.raw_scheme, url.raw_host, url.port) != self._origin:
+            raise httpx.UnsupportedProtocol(
+                f"this PoolTransport serves {self.origin} only, not "
+                f"{url.scheme}://{url.netloc.decode('ascii')}",
+                request=request,
+            )
+        try:
+            method = request.method.encode("ascii")
+            check_method(method)
+            raw = request.headers.raw
+            if raw == self._last_headers:
+                block = self._last_block
+            else:
+                block = header_block(self._netloc, (h for h in raw if h[0].lower() not in FRAMING))
+                self._last_headers, self._last_block = raw, block
+            return Wire(encode_request(method, url.raw_path, block, body))
+        except ValueError as exc:  # (UnicodeEncodeError too)
+            raise httpx.LocalProtocolError(str(exc), request=request) from None
 
     async def aclose(self) -> None:
         """Close every connection; requests in flight fail, waiting ones are not sent."""

@@ -34,6 +34,7 @@ __all__ = [
     "MalformedAnswer",
     "PlainReader",
     "RawAnswer",
+    "Wire",
     "check_method",
     "encode_request",
     "header_block",
@@ -103,6 +104,21 @@ def check_method(method: bytes) -> None:
     """Raises ValueError: `method` is not an HTTP token (a space, CR or LF in it)."""
     if not _TOKEN.fullmatch(method):
         raise ValueError(f"not an HTTP method: {method!r}")
+
+
+class Wire:
+    """The bytes of one request, as they go out. They carry the password (in the query or
+    the body), so the repr shows only their length: a request's wire is a local of the
+    frames its exchange awaits in, which a traceback printed with its locals shows (Sentry's
+    default), for a failure or for the caller's cancellation alike."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def __repr__(self) -> str:
+        return f"<Wire: {len(self.data)} bytes>"
 
 
 def encode_request(method: bytes, target: bytes, block: bytes, body: bytes) -> bytes:

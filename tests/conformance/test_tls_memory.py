@@ -30,6 +30,7 @@ from haorui_async._backends._connection import State
 from haorui_async._backends._pool import Pool
 from haorui_async._backends._tls_wire import TLSWire
 from haorui_async._backends._transport import make_pool
+from haorui_async._backends._wire import Wire
 
 from ._servers import HOST, read_head_and_body
 
@@ -83,8 +84,8 @@ asyncio.run(main(sys.argv[1], int(sys.argv[2])))
 """
 
 
-def request(path: str) -> bytes:
-    return f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode("ascii")
+def request(path: str) -> Wire:
+    return Wire(f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode("ascii"))
 
 
 def resident_bytes() -> int:
