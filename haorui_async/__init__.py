@@ -5,10 +5,10 @@ The path of one message, module by module (docs/architecture.md draws it whole):
 1. `_message.SMS` validates the message where it is built (`InvalidMessage` names the field);
    `_encoding` chooses GSM text or Unicode and counts the parts.
 2. `_sender.AsyncSender.send()` takes it, with the options `_config.SenderConfig` validated;
-   `_protocol.build_request()` adds the credentials (a `_secrets.Secret`) and the defaults.
+   `_protocol.RequestBuilder` adds the credentials (a `_secrets.Secret`) and the defaults.
 3. Each attempt waits its turn at `_admission.Admission` (rate limit, a 429 pause, a slot; every
    wait ends at the deadline), then goes out through a backend (`_backends`: the SDK's own
-   connection pool, behind httpx by default); `AsyncSender._translate()` turns a transport's
+   connection pool, behind httpx by default); `_backends.translate()` turns a transport's
    failure into the SDK's exception tree (`_exceptions`).
 4. `_protocol.read_response()` reads the answer: a `SendResult`, or the error it amounts to.
 5. `_retry.RetryPolicy.next_wait()` decides whether to try again: only failures that prove the

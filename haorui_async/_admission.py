@@ -12,12 +12,13 @@ server down) makes the send `NotSent`: never an unlimited send.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Literal, Protocol, runtime_checkable
 
 from . import _defaults as defaults
-from ._backends._pool import timeout_at
+from ._backends._pool import hand_over, timeout_at
 from ._exceptions import ConfigurationError, SendError
 
 __all__ = [
@@ -110,9 +111,22 @@ class Admission:
         #: Pauses being handed to a shared limiter (strong references to their tasks).
         self._pausing_tasks: set[asyncio.Task[None]] = set()
         self._sleep = sleep
-        self._slots = asyncio.Semaphore(max_concurrency)
+        # The slots: free ones counted, waiters served first come, first served; a slot given
+        # back goes to the first waiter still waiting (`leave`). Not an asyncio.Semaphore:
+        # most sends find a slot free, and take it here without a coroutine (`enter_now`).
+        self._free = max_concurrency
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         #: Until when (event-loop time) the gateway asked every send to wait (a 429).
         self.paused_until = 0.0
+
+    def enter_now(self, deadline: float, now: float) -> bool:
+        """Take a slot at once if nothing would make this attempt wait (no rate limit, no
+        pause, a slot free, `deadline` ahead); False (nothing taken) if `enter()` must.
+        `now` is the event loop's time."""
+        if self.limiter is None and self._free and deadline > now >= self.paused_until:
+            self._free -= 1
+            return True
+        return False
 
     async def enter(self, deadline: float, waits: Waits | None = None) -> None:
         """Wait for the rate limit, a pause, and a slot, all before `deadline` (loop time);
@@ -136,22 +150,33 @@ class Admission:
             await self._wait_out_pause(deadline, waits)
         if deadline <= loop.time():
             raise Late("the deadline passed before the request was sent")
-        slots = self._slots
-        if not slots.locked():
-            await slots.acquire()
+        if self._free:
+            self._free -= 1
             return
-        try:
-            async with timeout_at(deadline):
-                await slots.acquire()
-        except TimeoutError:
-            raise Late(f"no free slot among {self.max_concurrency} before the deadline") from None
+        await self._wait_for_slot(loop, deadline)
         if self.paused_until > loop.time():
             # A 429 arrived while this send waited for its slot.
             try:
                 await self._wait_out_pause(deadline, waits)
             except BaseException:
-                slots.release()
+                self.leave()
                 raise
+
+    async def _wait_for_slot(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._waiters.append(waiter)
+        try:
+            async with timeout_at(deadline):
+                await waiter
+        except BaseException as exc:
+            if waiter.done() and not waiter.cancelled():
+                # Handed a slot in the loop iteration it stopped waiting in: pass it on.
+                self.leave()
+            if isinstance(exc, TimeoutError):
+                raise Late(
+                    f"no free slot among {self.max_concurrency} before the deadline"
+                ) from None
+            raise
 
     async def _take_turn(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
         assert self.limiter is not None
@@ -171,8 +196,9 @@ class Admission:
             raise Late("the rate limit's next turn comes after the deadline")
 
     def leave(self) -> None:
-        """Give the slot back."""
-        self._slots.release()
+        """Give the slot back: to the first waiter still waiting, or to the free ones."""
+        if not hand_over(self._waiters, None):
+            self._free += 1
 
     def note(self, failure: SendError, retry_after_cap: float) -> None:
         """A 429 with `Retry-After` (within the cap) pauses every send of this sender."""

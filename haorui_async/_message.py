@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import re
 from typing import Final
 from urllib.parse import urlsplit
@@ -22,7 +23,7 @@ __all__ = [
 ]
 
 _PHONE_PUNCTUATION: Final = re.compile(r"[\s\-.()/]+")
-_DIGITS: Final = re.compile(r"\d{7,15}")
+_DIGITS: Final = re.compile(r"[0-9]{7,15}")
 _ALNUM_SENDER: Final = re.compile(r"[A-Za-z0-9]{1,11}")
 _NUMERIC_SENDER: Final = re.compile(r"\d{1,15}")
 _UID: Final = re.compile(r"[\x21-\x7e]{1,100}")
@@ -32,24 +33,44 @@ SMS_TYPES: Final = frozenset({"P", "T"})
 ENCODINGS: Final = frozenset({"T", "U", "auto"})
 
 
+#: The source of the uids: a generator of the SDK's own, which a caller's `random.seed()`
+#: leaves alone, seeded by the OS, and seeded again in a forked child so that no two processes
+#: draw the same uids. (os.urandom per uid costs a system call per message.)
+_UIDS: Final = random.Random()
+if hasattr(os, "register_at_fork"):  # not on Windows, which does not fork
+    os.register_at_fork(after_in_child=_UIDS.seed)
+
+
 def new_uid() -> str:
-    """A fresh random `uid` (32 hex digits) for a message that was given none."""
-    return os.urandom(16).hex()
+    """A fresh random `uid` (32 hex digits, 128 random bits) for a message given none."""
+    return _UIDS.randbytes(16).hex()
 
 
 def normalize_phonenumber(value: object) -> str:
     """Return the gateway's form of a phone number: country code and number, digits only.
 
-    `"+86 139-1234-5678"`, `"(86) 139 1234 5678"` and `8613912345678` all become
-    `"8613912345678"`. Raises `InvalidMessage` naming `phonenumber` for anything else.
+    `"+86 139-1234-5678"`, `"(86) 139 1234 5678"`, the same in full-width digits and
+    `8613912345678` all become `"8613912345678"`. Raises `InvalidMessage` naming
+    `phonenumber` for anything else.
     """
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, str):
         raise InvalidMessage("phonenumber", value, "expected a string of digits")
+    if (
+        type(value) is str
+        and 7 <= len(value) <= 15
+        and value.isascii()
+        and value.isdigit()
+        and value[0] != "0"
+    ):
+        return value  # the gateway's form already (most numbers, so checked first)
     digits = _PHONE_PUNCTUATION.sub("", value)
     if digits.startswith("+"):
         digits = digits[1:]
+    if not digits.isascii() and digits.isdecimal():
+        # Digits of another script (full-width, Arabic-Indic, ...): the same number.
+        digits = "".join(str(int(digit)) for digit in digits)
     if not _DIGITS.fullmatch(digits):
         raise InvalidMessage(
             "phonenumber", value, "expected country code and number, 7 to 15 digits"

@@ -1,6 +1,6 @@
 """`AsyncSender`: the adapter that drives one message through admission, a backend, retries.
 
-The path of one message (`send_message`): the request is built by `_protocol.build_request`;
+The path of one message (`send_message`): the request is built by `_protocol.RequestBuilder`;
 each attempt waits its turn at `_admission.Admission` (rate limit, a pause the gateway asked
 for, a slot), goes out through the backend (`_backends`), and its answer is read by
 `_protocol.read_response`; `_retry.RetryPolicy.next_wait` decides whether another attempt
@@ -37,7 +37,7 @@ from ._exceptions import (
 )
 from ._lookups import LookupsMixin, accepted_by
 from ._message import SMS
-from ._protocol import Request, SendResult, build_request, read_response
+from ._protocol import Request, RequestBuilder, SendResult, read_response
 from ._reconcile import DeliveryTracker
 from ._retry import RetryPolicy
 from ._secrets import install_library_log_filter
@@ -186,6 +186,15 @@ class AsyncSender(LookupsMixin):
         self._password = config.api_password
         self._path = httpx.URL(config.endpoint).raw_path.decode("ascii")
         self._prefix = self._path.removesuffix(defaults.SEND_SMS_PATH)
+        self._encode = RequestBuilder(
+            method=config.method,
+            path=self._path,
+            api_id=config.api_id,
+            api_password=self._password,
+            sms_type=config.sms_type,
+            encoding=config.encoding,
+            sender_id=config.sender_id,
+        )
         # A caller's client or transport, or a mock standing in for the sender's pool, may
         # log through httpx and httpcore: keep the password out of their records.
         install_library_log_filter(self._password)
@@ -364,9 +373,9 @@ class AsyncSender(LookupsMixin):
         try:
             while True:
                 try:
-                    result = await self._attempt(
-                        sms, request, loop.time() + deadline - clock(), attempt, trace
-                    )
+                    # The deadline in event-loop time (an injected clock may run apart).
+                    at = deadline if self._clock is None else loop.time() + deadline - clock()
+                    result = await self._attempt(sms, request, at, attempt, trace)
                     break
                 except SendError as failure:
                     failure.ended_at = clock()
@@ -450,29 +459,17 @@ class AsyncSender(LookupsMixin):
 
     # -- one attempt ----------------------------------------------------------------------
 
-    def _encode(self, sms: SMS) -> Request:
-        config = self.config
-        return build_request(
-            sms,
-            method=config.method,
-            path=self._path,
-            api_id=config.api_id,
-            api_password=self._password,
-            sms_type=config.sms_type,
-            encoding=config.encoding,
-            sender_id=config.sender_id,
-        )
-
     async def _attempt(
         self, sms: SMS, request: Request, deadline: float, attempt: int, trace: SendTrace | None
     ) -> SendResult:
         """One request for `sms` before `deadline` (event-loop time): wait for its turn, send,
         read the answer."""
         admission = self._admission
-        try:
-            await admission.enter(deadline, trace)
-        except Late as late:
-            raise NotSent(str(late), message=sms, attempts=attempt) from None
+        if not admission.enter_now(deadline, asyncio.get_running_loop().time()):
+            try:
+                await admission.enter(deadline, trace)
+            except Late as late:
+                raise NotSent(str(late), message=sms, attempts=attempt) from None
         if self._state is _State.CLOSED:
             admission.leave()
             raise SenderClosed("this AsyncSender is closed; create a new one")

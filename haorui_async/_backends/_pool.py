@@ -24,14 +24,16 @@ import math
 import ssl
 import sys
 from collections.abc import Callable
-from typing import Final
+from typing import Final, TypeVar
 
 import httpx
 
 from ._connection import Connection, State
 from ._wire import AnswerReader, RawAnswer, Wire
 
-__all__ = ["Pool", "timeout_at"]
+__all__ = ["Pool", "hand_over", "timeout_at"]
+
+T = TypeVar("T")
 
 #: Loop iterations `aclose()` gives the sockets to close (TLS takes two or three).
 _CLOSE_ROUNDS: Final = 10
@@ -74,6 +76,17 @@ else:  # pragma: no cover - Python 3.10
             raise
         finally:
             handle.cancel()
+
+
+def hand_over(waiters: collections.deque[asyncio.Future[T]], value: T) -> bool:
+    """Give `value` to the first of `waiters` still waiting (those gone are dropped);
+    False if none is."""
+    while waiters:
+        waiter = waiters.popleft()
+        if not waiter.done():
+            waiter.set_result(value)
+            return True
+    return False
 
 
 def _earliest(now: float, timeout: float | None, deadline: float | None) -> float | None:
@@ -144,7 +157,9 @@ class Pool:
             httpx.ReadTimeout, httpx.WriteTimeout, httpx.ReadError, httpx.WriteError,
             httpx.RemoteProtocolError: the request may have reached the server.
         """
-        conn = await self._acquire(timeouts, deadline)
+        conn = self._take_idle() if self._idle and not self.closed else None
+        if conn is None:
+            conn = await self._acquire(timeouts, deadline)
         try:
             answer = await conn.exchange(wire.data, method, timeouts, deadline)
         except BaseException:
@@ -160,12 +175,8 @@ class Pool:
             self.discard(conn)
             return
         conn.state = State.IDLE
-        waiters = self._waiters
-        while waiters:
-            waiter = waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(conn)
-                return
+        if hand_over(self._waiters, conn):
+            return
         conn.idle_since = self.loop.time()
         self._idle.append(conn)
 
@@ -181,16 +192,10 @@ class Pool:
             raise httpx.ConnectError("the transport is closed")
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
-        idle = self._idle
         while True:
-            if idle:
-                now = self.loop.time()
-                while idle:
-                    conn = idle.pop()
-                    if conn.state is State.IDLE and now - conn.idle_since < self.keepalive_expiry:
-                        conn.state = State.BUSY
-                        return conn
-                    self.discard(conn)
+            conn = self._take_idle()
+            if conn is not None:
+                return conn
             if self._slots < self.max_connections:
                 self._slots += 1
                 break
@@ -202,6 +207,20 @@ class Pool:
                 return handed
             self.discard(handed)  # closed while it was handed over; nothing was written
         return await self._connect(timeouts.get("connect"), deadline)
+
+    def _take_idle(self) -> Connection | None:
+        """The most recently used idle connection, BUSY now; those too old to trust are
+        closed on the way. None if there is none."""
+        idle = self._idle
+        if idle:
+            now = self.loop.time()
+            while idle:
+                conn = idle.pop()
+                if conn.state is State.IDLE and now - conn.idle_since < self.keepalive_expiry:
+                    conn.state = State.BUSY
+                    return conn
+                self.discard(conn)
+        return None
 
     async def _wait(self, timeout: float | None, deadline: float | None) -> Connection | None:
         """Queue until a connection is handed over, or a slot to open one (None)."""
@@ -270,13 +289,8 @@ class Pool:
         return conn
 
     def _free_slot(self) -> None:
-        waiters = self._waiters
-        while waiters:
-            waiter = waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)  # the slot passes to the waiter
-                return
-        self._slots -= 1
+        if not hand_over(self._waiters, None):  # the slot passes to a waiter, or is freed
+            self._slots -= 1
 
     # -- what connections report ---------------------------------------------------------------
 

@@ -1,12 +1,16 @@
 from __future__ import annotations
 
+import os
 import pickle
+import random
+import subprocess
+import sys
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from haorui_async import SMS, InvalidMessage, normalize_phonenumber
+from haorui_async import SMS, InvalidMessage, new_uid, normalize_phonenumber
 
 digits = st.from_regex(r"[1-9][0-9]{6,14}", fullmatch=True)
 
@@ -25,6 +29,23 @@ def test_phonenumber_is_normalised_to_digits(number: str, prefix: str, sep: str)
         (8613912345678, "8613912345678"),
         ("1234567", "1234567"),
         ("123456789012345", "123456789012345"),
+        (
+            "\uff18\uff16\uff11\uff13\uff19\uff11\uff12\uff13\uff14\uff15\uff16\uff17\uff18",
+            "8613912345678",
+        ),
+        (
+            "+\u0668\u0666 \u0661\u0663\u0669\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668",
+            "8613912345678",
+        ),
+    ],
+    ids=[
+        "spaces-dashes",
+        "parentheses",
+        "int",
+        "7-digits",
+        "15-digits",
+        "full-width",
+        "arabic-indic",
     ],
 )
 def test_phonenumber_forms(given_number: str | int, expected: str) -> None:
@@ -40,7 +61,9 @@ def test_phonenumber_length_outside_7_to_15_digits_is_rejected(number: str) -> N
 
 
 @pytest.mark.parametrize(
-    "number", ["0086139123456", "013912345678", "86139x2345678", "", None, True]
+    "number",
+    # Superscript digits are digits to `str.isdigit` and `\d`, but no number's.
+    ["0086139123456", "013912345678", "86139x2345678", "", None, True, "\u00b2" * 10],
 )
 def test_bad_phonenumbers_name_the_field(number: object) -> None:
     with pytest.raises(InvalidMessage, match="^phonenumber: "):
@@ -132,3 +155,38 @@ def test_text_that_cannot_be_encoded_is_invalid_naming_the_field(field: str) -> 
     with pytest.raises(InvalidMessage, match="UTF-8") as info:
         SMS("8613912345678", **kwargs)
     assert info.value.field == field
+
+
+def test_uids_ignore_the_callers_random_seed() -> None:
+    random.seed(7)
+    first = new_uid()
+    random.seed(7)
+    assert new_uid() != first
+
+
+#: Forks in an interpreter of its own: this one may run threads (a server of another
+#: test), where fork() is unsafe, and Python 3.12 warns of it.
+FORK_TWICE = """
+import os
+from haorui_async import new_uid
+new_uid()
+read, write = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.write(write, new_uid().encode())
+    os._exit(0)
+os.close(write)
+child = os.read(read, 64).decode()
+os.waitpid(pid, 0)
+print(child, new_uid())
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork here")
+def test_a_forked_child_draws_other_uids_than_its_parent() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", FORK_TWICE], capture_output=True, text=True, timeout=60, check=True
+    )
+    child, parent = done.stdout.split()
+    assert len(child) == len(parent) == 32
+    assert child != parent
