@@ -70,6 +70,8 @@ KEEP_RESULT: Final = 7 * 24 * 3600
 JOB_EXPIRY: Final = 60 * 24 * 3600
 #: Seconds between two looks at the queue by an idle worker.
 POLL_DELAY: Final = 0.05
+#: Seconds a worker takes a job it found in progress elsewhere to be so still.
+BUSY_MEMORY: Final = 1.0
 
 #: What `_reconcile_step` returns for a message provably not accepted.
 NOT_ACCEPTED: Final = "not accepted"
@@ -378,9 +380,9 @@ def _worker_class() -> type[Worker]:
     """arq's `Worker`, with two changes to how it takes jobs up.
 
     - It asks once, for every job id it read, whether the job is in progress elsewhere (one
-      pipelined round trip), and claims only the others, in an order of its own: arq checks
-      them one by one, and every worker reads the jobs in progress (the head of the queue)
-      on every poll.
+      pipelined round trip, and not again for a second about those that were), and claims
+      only the others, in an order of its own: arq checks them one by one, and every worker
+      reads the jobs in progress (the head of the queue) on every poll.
     - A claim that fails because Redis went away is given up, and the slot arq had counted
       for it handed back, instead of the error ending the worker (redis-py turns a
       connection lost under WATCH into a `WatchError`, which arq's poll loop lets escape).
@@ -390,15 +392,13 @@ def _worker_class() -> type[Worker]:
     from redis.exceptions import ConnectionError, TimeoutError, WatchError
 
     class _Worker(Worker):
+        #: Jobs found in progress elsewhere, and until when (loop time) not to ask again.
+        _busy_elsewhere: dict[bytes, float]
+
         async def start_jobs(self, job_ids: list[bytes]) -> None:
             try:
                 if job_ids:
-                    async with self.pool.pipeline(transaction=False) as pipe:
-                        for one in job_ids:
-                            pipe.exists(in_progress_key_prefix + one.decode())
-                        busy = await pipe.execute()
-                    pairs = zip(job_ids, busy, strict=True)
-                    job_ids = [one for one, taken in pairs if not taken]
+                    job_ids = await self._not_in_progress(job_ids)
                     random.shuffle(job_ids)  # every worker read the same ids
             except (ConnectionError, TimeoutError, OSError) as exc:
                 logger.warning("could not read the queue (%s); trying again", exc)
@@ -410,5 +410,30 @@ def _worker_class() -> type[Worker]:
                 self.job_counter -= 1
                 self.sem.release()
                 logger.warning("could not claim a job (%r); trying again", exc)
+
+        async def _not_in_progress(self, job_ids: list[bytes]) -> list[bytes]:
+            """The ids of `job_ids` whose jobs no worker has taken. The head of the queue is
+            the jobs in progress (each stays queued until it ends); one found in progress
+            is not asked about again for `BUSY_MEMORY` seconds (if its worker died, its lock
+            outlasts that by far), so a poll asks only about the ids it has not seen."""
+            now = asyncio.get_running_loop().time()
+            remembered = getattr(self, "_busy_elsewhere", None)
+            if remembered is None or len(remembered) > 4 * len(job_ids) + 100:
+                remembered = {k: v for k, v in (remembered or {}).items() if v > now}
+                self._busy_elsewhere = remembered
+            unknown = [one for one in job_ids if remembered.get(one, 0.0) <= now]
+            if not unknown:
+                return []
+            async with self.pool.pipeline(transaction=False) as pipe:
+                for one in unknown:
+                    pipe.exists(in_progress_key_prefix + one.decode())
+                busy = await pipe.execute()
+            free = []
+            for one, taken in zip(unknown, busy, strict=True):
+                if taken:
+                    remembered[one] = now + BUSY_MEMORY
+                else:
+                    free.append(one)
+            return free
 
     return _Worker

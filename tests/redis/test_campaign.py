@@ -6,6 +6,7 @@ accepted exactly once, whatever happened."""
 from __future__ import annotations
 
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -176,6 +177,27 @@ def machine_busy(before: tuple[int, int], after: tuple[int, int]) -> float:
     return 1.0 - idle / total if total else 1.0
 
 
+class BusyWatch:
+    """How busy the machine was, window by window of about a second, while a run lasts
+    (`sample()` is called every half second or so)."""
+
+    def __init__(self) -> None:
+        self.samples = [(time.monotonic(), machine_cpu())]
+
+    def sample(self) -> None:
+        self.samples.append((time.monotonic(), machine_cpu()))
+
+    def windows(self) -> list[float]:
+        """The share of CPU time in use in each window of at least a second."""
+        shares = []
+        start_at, start = self.samples[0]
+        for at, cpu in self.samples[1:]:
+            if at - start_at >= 1.0:
+                shares.append(machine_busy(start, cpu))
+                start_at, start = at, cpu
+        return shares
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize(
@@ -195,15 +217,17 @@ def test_workers_share_one_rate_limit_and_send_every_row_once(
         try:
             options = ("--rate-limit", str(RATE), "--concurrency", str(concurrency))
             started = start_workers(env, tmp_path, workers, *options, nice=WORKERS_NICE)
-            cpu_before = machine_cpu()
+            watch = BusyWatch()
+
+            def all_accepted() -> bool:
+                watch.sample()
+                return accepted_count(emulator.base_url) >= THROUGHPUT_ROWS
+
             # Asked rarely: the test's own polling must not take the workers' CPU.
             wait_until(
-                lambda: accepted_count(emulator.base_url) >= THROUGHPUT_ROWS,
-                THROUGHPUT_ROWS / RATE * 4 + 60,
-                "every row accepted",
-                every=0.5,
+                all_accepted, THROUGHPUT_ROWS / RATE * 4 + 60, "every row accepted", every=0.5
             )
-            busy = machine_busy(cpu_before, machine_cpu())
+            busy = watch.windows()
             out = tmp_path / "status.jsonl"
             done = status_while_working(env, "rate", started, "--out", str(out))
             drain(started)
@@ -219,13 +243,15 @@ def test_workers_share_one_rate_limit_and_send_every_row_once(
     seconds = f"second by second: {per_second(times)}"
     assert most <= RATE * 1.05 + BURST, f"{most} accepted within one second; {seconds}"
     # The average shows that the limit is reached, not merely kept: where the machine had
-    # the CPU to send that fast. On a saturated one (a busy 2-core box: each message costs
-    # the workers, arq, Redis and the emulator a few ms of CPU) it says nothing of the
-    # limiter; the benchmark (benchmarks/scale_out.py) reports the workers' throughput.
-    if busy < SATURATED:
-        assert rate >= 0.95 * RATE, f"{rate:.1f} accepted per second on average; {seconds}"
+    # the CPU to send that fast all along. Where it was saturated, if only for a second (a
+    # busy 2-core box: each message costs the workers, arq, Redis and the emulator a few ms
+    # of CPU), the senders fell behind and the average says nothing of the limiter; the
+    # benchmark (benchmarks/scale_out.py) reports the workers' throughput.
+    load = f"machine busy second by second: {[f'{share:.0%}' for share in busy]}"
+    if busy and max(busy) < SATURATED:
+        assert rate >= 0.95 * RATE, f"{rate:.1f} accepted per second on average; {seconds}; {load}"
     else:
-        print(f"machine {busy:.0%} busy: the average ({rate:.1f}/s) is not checked")
+        print(f"the machine was saturated: the average ({rate:.1f}/s) is not checked; {load}")
 
 
 @pytest.mark.slow
