@@ -172,6 +172,8 @@ class Admission:
             if waiter.done() and not waiter.cancelled():
                 # Handed a slot in the loop iteration it stopped waiting in: pass it on.
                 self.leave()
+            elif waiter in self._waiters:  # (a `leave()` since may have dropped it)
+                self._waiters.remove(waiter)
             if isinstance(exc, TimeoutError):
                 raise Late(
                     f"no free slot among {self.max_concurrency} before the deadline"

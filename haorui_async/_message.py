@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import random
 import re
 from typing import Final
 from urllib.parse import urlsplit
@@ -25,7 +24,7 @@ __all__ = [
 _PHONE_PUNCTUATION: Final = re.compile(r"[\s\-.()/]+")
 _DIGITS: Final = re.compile(r"[0-9]{7,15}")
 _ALNUM_SENDER: Final = re.compile(r"[A-Za-z0-9]{1,11}")
-_NUMERIC_SENDER: Final = re.compile(r"\d{1,15}")
+_NUMERIC_SENDER: Final = re.compile(r"[0-9]{1,15}")
 _UID: Final = re.compile(r"[\x21-\x7e]{1,100}")
 #: 255 parts is the most a concatenated SMS can have; 153 GSM units each.
 MAX_TEXT_LENGTH: Final = 255 * 153
@@ -33,17 +32,13 @@ SMS_TYPES: Final = frozenset({"P", "T"})
 ENCODINGS: Final = frozenset({"T", "U", "auto"})
 
 
-#: The source of the uids: a generator of the SDK's own, which a caller's `random.seed()`
-#: leaves alone, seeded by the OS, and seeded again in a forked child so that no two processes
-#: draw the same uids. (os.urandom per uid costs a system call per message.)
-_UIDS: Final = random.Random()
-if hasattr(os, "register_at_fork"):  # not on Windows, which does not fork
-    os.register_at_fork(after_in_child=_UIDS.seed)
-
-
 def new_uid() -> str:
-    """A fresh random `uid` (32 hex digits, 128 random bits) for a message given none."""
-    return _UIDS.randbytes(16).hex()
+    """A fresh random `uid` (32 hex digits) for a message that was given none.
+
+    From the OS's generator: no caller's `random.seed()`, fork or restored snapshot of a
+    process makes two messages share one (the ledgers and reconciliation key on it).
+    """
+    return os.urandom(16).hex()
 
 
 def normalize_phonenumber(value: object) -> str:

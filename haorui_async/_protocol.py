@@ -11,7 +11,7 @@ import email.utils
 import json
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 from urllib.parse import urlencode
 
 import attrs
@@ -44,17 +44,28 @@ RETRYABLE_NOT_SENT: Final = frozenset({408, 429, 503})
 REJECTED_5XX: Final = frozenset({501, 505})
 
 
-class Request(NamedTuple):
+class Request:
     """One request: "POST" or "GET", the path and query (percent-encoded), the body.
 
-    The query and the body carry the password, so its repr shows neither: a request is a
-    local of the frames a failed send's traceback passes through, and a traceback printed
-    with its locals (Sentry's default) shows each one's repr.
+    The query and the body carry the password, so nothing shows them: its repr hides them,
+    and it is no sequence (error trackers list a sequence's items, not its repr). A request is
+    a local of the frames a failed send's traceback passes through, and a traceback printed
+    with its locals (Sentry's default, `--showlocals`) shows each one.
     """
 
-    method: str
-    target: bytes
-    body: bytes
+    __slots__ = ("body", "method", "target")
+
+    def __init__(self, method: str, target: bytes, body: bytes) -> None:
+        self.method = method
+        self.target = target
+        self.body = body
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Request):
+            return NotImplemented
+        return (self.method, self.target, self.body) == (other.method, other.target, other.body)
+
+    __hash__ = None  # type: ignore[assignment]  # compared by value, and not immutable
 
     def __repr__(self) -> str:
         path, query, _ = self.target.partition(b"?")
@@ -214,7 +225,7 @@ class RequestBuilder:
         if enc == "auto":
             enc = detect_encoding(text)
         body = (
-            f'{self._head}{_escape(sms.sms_type or account["sms_type"])},'
+            f"{self._head}{_escape(sms.sms_type or account['sms_type'])},"
             f'"encoding":{_escape(enc)},"sender_id":{_escape(sender)},'
             f'"phonenumber":{_escape(sms.phonenumber)},"textmessage":{_escape(text)},'
             f'"uid":{_escape(sms.uid)}'

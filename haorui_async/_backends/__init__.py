@@ -22,6 +22,7 @@ The pool itself: `_wire` (bytes, pure), `_connection` (one connection, a state m
 
 from __future__ import annotations
 
+import copy
 import logging
 from typing import TYPE_CHECKING, Final, Protocol
 
@@ -169,10 +170,8 @@ _UNSENDABLE: Final = (httpx.UnsupportedProtocol, httpx.LocalProtocolError, httpx
 def translate(exc: Exception, sms: SMS, attempt: int, secret: Secret) -> SendError:
     """The one place where a transport's exception becomes the SDK's.
 
-    The cause is chained (`__cause__`) only where its text, and that of every exception
-    chained to it, is free of the password, and without their tracebacks: their frames hold
-    the request (a traceback printed with its locals would show them). Their types and
-    texts are what tells what went wrong.
+    The cause is chained (`__cause__`) only where its text is free of the password, and as a
+    copy without frames (`_frameless`).
     """
     text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     clean = scrub(text, secret)
@@ -192,24 +191,23 @@ def translate(exc: Exception, sms: SMS, attempt: int, secret: Secret) -> SendErr
     failure.timed_out = isinstance(exc, httpx.TimeoutException)
     if logger.isEnabledFor(logging.DEBUG):
         logger.debug("attempt %d uid=%s: %s", attempt, sms.uid, detail)
-    if clean == text and _chain_without_frames(exc, secret):
-        failure.__cause__ = exc
+    if clean == text and scrub(repr(exc), secret) == repr(exc):
+        failure.__cause__ = _frameless(exc)
     return failure
 
 
-def _chain_without_frames(exc: BaseException, secret: Secret) -> bool:
-    """Drop the tracebacks of `exc` and of the exceptions chained to it; False (and nothing
-    dropped) if the text of one of them shows the password."""
-    chain: list[BaseException] = []
-    todo = [exc]
-    while todo:
-        one = todo.pop()
-        if any(one is seen for seen in chain):
-            continue
-        if scrub(repr(one), secret) != repr(one) or scrub(str(one), secret) != str(one):
-            return False
-        chain.append(one)
-        todo.extend(e for e in (one.__cause__, one.__context__) if e is not None)
-    for one in chain:
-        one.__traceback__ = None
-    return True
+def _frameless(exc: Exception) -> Exception | None:
+    """A copy of `exc` without its traceback and chain, or None if it cannot be copied.
+
+    The original's frames hold the request (a traceback printed with its locals would show
+    them), and its chain may end in the caller's own exception (one being handled where the
+    send was called), which is not the SDK's to change: the copy keeps the type and the text,
+    which tell what went wrong.
+    """
+    try:
+        twin = copy.copy(exc)
+    except Exception:  # an exception class that cannot be rebuilt from its arguments
+        return None
+    if type(twin) is not type(exc) or str(twin) != str(exc):
+        return None
+    return twin

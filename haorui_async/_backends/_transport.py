@@ -198,6 +198,7 @@ class PoolTransport(httpx.AsyncBaseTransport):
             httpx.WriteTimeout, httpx.WriteError, httpx.ReadTimeout, httpx.ReadError,
             httpx.RemoteProtocolError: the request may have reached the server.
         """
+        self._check_origin(request)
         try:
             wire = self._wire(request, request.content)
         except httpx.RequestNotRead:  # a streamed body (a caller's request): read it first
@@ -218,9 +219,7 @@ class PoolTransport(httpx.AsyncBaseTransport):
             request=request,
         )
 
-    def _wire(self, request: httpx.Request, body: bytes) -> Wire:
-        """The bytes of `request`: built here, in a plain function, so that no frame of the
-        exchange holds them, the URL or the body (they carry the password)."""
+    def _check_origin(self, request: httpx.Request) -> None:
         url = request.url
         if (url.raw_scheme, url.raw_host, url.port) != self._origin:
             raise httpx.UnsupportedProtocol(
@@ -228,6 +227,11 @@ class PoolTransport(httpx.AsyncBaseTransport):
                 f"{url.scheme}://{url.netloc.decode('ascii')}",
                 request=request,
             )
+
+    def _wire(self, request: httpx.Request, body: bytes) -> Wire:
+        """The bytes of `request`: built here, in a plain function, so that no frame of the
+        exchange holds them, the URL or the body (they carry the password)."""
+        url = request.url
         try:
             method = request.method.encode("ascii")
             check_method(method)

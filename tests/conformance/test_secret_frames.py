@@ -1,8 +1,9 @@
-"""No frame a failed send passes through holds the password in a form its repr shows.
+"""No frame a failed send passes through holds the password in a form a traceback shows.
 
 A traceback printed with its locals (`traceback.TracebackException(capture_locals=True)`,
 pytest's `--showlocals`, Sentry's default `include_local_variables`) shows the repr of every
-local of every frame, down the chain of causes. The request carries the password (a POST's
+local of every frame, down the chain of causes; Sentry lists a sequence's or a mapping's
+items instead, bytes decoded. The request carries the password (a POST's
 body, a GET's query), so each frame of the exchange must hold it only in an object whose repr
 hides it. Checked on each backend, POST and GET, for a refused answer, a connection reset
 after the request, the send's own deadline, and the caller's cancellation (`asyncio.timeout`:
@@ -14,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from types import TracebackType
 from urllib.parse import quote, quote_plus
 
@@ -51,21 +53,33 @@ def chain(exc: BaseException) -> Iterator[BaseException]:
         todo.extend(e for e in (one.__cause__, one.__context__) if e is not None)
 
 
+def shown(value: object, depth: int = 3) -> str:
+    """What a traceback printer shows of a local: its repr; and, as error trackers do
+    (Sentry's serializer), the items of a mapping or a sequence one by one, bytes decoded."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace") + repr(value)
+    if depth and isinstance(value, Mapping):
+        return " ".join(shown(k, depth - 1) + shown(v, depth - 1) for k, v in value.items())
+    if depth and isinstance(value, (Sequence, AbstractSet)) and not isinstance(value, str):
+        return " ".join(shown(item, depth - 1) for item in value)
+    return repr(value)
+
+
 def shown_locals(exc: BaseException) -> list[str]:
-    """The repr of every local of every frame of `exc`'s tracebacks but this module's own
-    (this test's frame holds the sender, whose password it set)."""
-    shown = []
+    """What is shown of every local of every frame of `exc`'s tracebacks but this module's
+    own (this test's frame holds the sender, whose password it set)."""
+    lines = []
     for one in chain(exc):
         tb: TracebackType | None = one.__traceback__
         while tb is not None:
             frame = tb.tb_frame
             if frame.f_code.co_filename != __file__:
-                shown += [
-                    f"{frame.f_code.co_name}: {name} = {value!r}"
+                lines += [
+                    f"{frame.f_code.co_name}: {name} = {shown(value)}"
                     for name, value in frame.f_locals.items()
                 ]
             tb = tb.tb_next
-    return shown
+    return lines
 
 
 def assert_no_password(exc: BaseException) -> None:

@@ -168,3 +168,26 @@ def test_records_of_httpcores_child_loggers_are_scrubbed_in_every_form(
             logger.debug("receive_response_headers.complete return_value=%r", (b"Location", form))
     assert len(caplog.records) == len(forms)
     assert "hun" not in caplog.text
+
+
+async def test_the_cause_is_chained_without_frames_and_the_callers_exception_untouched() -> None:
+    """A transport error is chained as a copy without its frames (they hold the request); a
+    send made while the caller handles an exception of its own leaves that one as it was."""
+
+    def lose(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadError("connection reset by peer", request=request)
+
+    sender = make_test_sender(transport=httpx.MockTransport(lose), retry=RetryPolicy(attempts=1))
+    mine = KeyError("the caller's own failure")
+    async with sender:
+        try:
+            raise mine
+        except KeyError:
+            frames = traceback.extract_tb(mine.__traceback__)
+            with pytest.raises(SendError) as caught:
+                await sender.send("8613912345678", "hi")
+    assert traceback.extract_tb(mine.__traceback__) == frames
+    cause = caught.value.__cause__
+    assert isinstance(cause, httpx.ReadError)
+    assert str(cause) == "connection reset by peer"
+    assert (cause.__traceback__, cause.__context__, cause.__cause__) == (None, None, None)
