@@ -18,7 +18,7 @@ import httpx
 from haorui_async import SMS, AsyncSender, detect_encoding
 from haorui_async._backends._wire import AnswerReader, H11Reader, HttptoolsReader, PlainReader
 from haorui_async._defaults import SEND_SMS_PATH
-from haorui_async._protocol import build_params, encode_json, read_response
+from haorui_async._protocol import RequestBuilder, read_response
 from haorui_async._secrets import Secret
 
 from . import account
@@ -37,7 +37,8 @@ MICRO_STEPS: Final = {
     "client.post": "httpx AsyncClient.post + .json() on the same transport",
     "validation": "building an SMS (validation, uid)",
     "encoding": "detect_encoding of the text",
-    "request": "build_params + encode_json + httpx.Request",
+    "request": "RequestBuilder: the POST request's target and body",
+    "httpx-request": "httpx.Request of it (what the default backend builds)",
     "response": "_protocol.read_response of the answer",
     "reader-plain": "reading the answer's HTTP/1.1 bytes: PlainReader (the default backend)",
     "reader-httptools": "reading the answer's HTTP/1.1 bytes: HttptoolsReader (fast backend)",
@@ -131,21 +132,25 @@ def run_micro(number: int = 2000, repeat: int = 5) -> dict[str, float]:
     url = httpx.URL("http://127.0.0.1:9" + SEND_SMS_PATH)
     headers = [("Content-Type", "application/json")]
 
-    def build_request() -> httpx.Request:
-        params = build_params(
-            sms,
-            api_id=api_id,
-            api_password=secret,
-            sms_type="T",
-            encoding="auto",
-            sender_id=account.SENDER_ID,
-        )
-        return httpx.Request("POST", url, headers=headers, content=encode_json(params))
+    build = RequestBuilder(
+        method="POST",
+        path=SEND_SMS_PATH,
+        api_id=api_id,
+        api_password=secret,
+        sms_type="T",
+        encoding="auto",
+        sender_id=account.SENDER_ID,
+    )
+    body = build(sms).body
+
+    def http_request() -> httpx.Request:
+        return httpx.Request("POST", url, headers=headers, content=body)
 
     steps: dict[str, Callable[[], object]] = {
         "validation": lambda: SMS(phone, text),
         "encoding": lambda: detect_encoding(text),
-        "request": build_request,
+        "request": lambda: build(sms),
+        "httpx-request": http_request,
         "response": lambda: read_response(200, _RAW_HEADERS, _ANSWER, sms),
         "reader-plain": _reading(PlainReader()),
         "reader-httptools": _reading(HttptoolsReader()),
