@@ -114,6 +114,12 @@ def test_lookup_requests_carry_the_credentials_and_the_keys(method: str) -> None
     wire = request.target + request.body
     assert b"GetDeliveryStatus" in request.target
     assert (b"u+1" in wire) if method == "GET" else (b'"uid":"u 1"' in wire)
-    assert balance_request(method=method, path="/api/CheckBalance", api_id="A", api_password=secret)
+    balance = balance_request(
+        method=method, path="/api/CheckBalance", api_id="A", api_password=secret
+    )
+    assert balance.method == method
+    assert balance.target.startswith(b"/api/CheckBalance")
+    balance_wire = balance.target + balance.body
+    assert (b"api_id=A" in balance_wire) if method == "GET" else (b'"api_id":"A"' in balance_wire)
     with pytest.raises(ValueError, match="uid, message_id"):
         delivery_status_request(method=method, path="/x", api_id="A", api_password=secret)
