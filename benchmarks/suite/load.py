@@ -6,7 +6,7 @@ import asyncio
 import collections
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import attrs
@@ -15,10 +15,24 @@ from haorui_async._exceptions import HaoruiError
 
 from .clients import Send
 
-__all__ = ["Measurement", "error_class", "measure", "percentile"]
+__all__ = ["Measurement", "error_class", "finish_within", "measure", "percentile"]
 
 #: The error class counted for a send still in flight when the hard time bound cancelled it.
 UNFINISHED = "Unfinished (cancelled at the time bound)"
+
+
+async def finish_within(
+    tasks: Collection[asyncio.Task[None]], timeout: float, errors: collections.Counter[str]
+) -> int:
+    """Wait up to `timeout` seconds for `tasks`; cancel those still running, count them in
+    `errors` as `UNFINISHED`, and return how many there were."""
+    _, pending = await asyncio.wait(tasks, timeout=timeout)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    if pending:
+        errors[UNFINISHED] += len(pending)
+    return len(pending)
 
 
 def error_class(exc: BaseException) -> str:
@@ -110,12 +124,7 @@ async def measure(
                 latencies.append(clock() - sent_at)
 
     tasks = [asyncio.create_task(worker()) for _ in range(concurrency)]
-    _, pending = await asyncio.wait(tasks, timeout=seconds + grace)
-    for task in pending:
-        task.cancel()
-    await asyncio.gather(*pending, return_exceptions=True)
-    if pending:
-        errors[UNFINISHED] += len(pending)
+    await finish_within(tasks, seconds + grace, errors)
     elapsed = clock() - begin
     latencies.sort()
     return Measurement(

@@ -31,7 +31,7 @@ from typing import Any
 import attrs
 
 from ..clients import Send
-from ..load import UNFINISHED, error_class, percentile
+from ..load import error_class, finish_within, percentile
 
 __all__ = [
     "Probe",
@@ -211,12 +211,7 @@ async def measure_window(
     end = mark()
     recording = False
     stopping = True
-    _, pending = await asyncio.wait(tasks, timeout=grace)
-    for task in pending:
-        task.cancel()
-    await asyncio.gather(*pending, return_exceptions=True)
-    if pending:
-        errors[UNFINISHED] += len(pending)
+    await finish_within(tasks, grace, errors)
     ordered = sorted(latencies)
     return Probe(
         concurrency=concurrency,
@@ -259,12 +254,7 @@ async def measure_cold(
     server = server_cpu()
     begin = clock()
     tasks = [asyncio.create_task(one()) for _ in range(connections)]
-    _, pending = await asyncio.wait(tasks, timeout=grace)
-    for task in pending:
-        task.cancel()
-    await asyncio.gather(*pending, return_exceptions=True)
-    if pending:
-        errors[UNFINISHED] += len(pending)
+    if await finish_within(tasks, grace, errors):
         last = clock()
     cpu = _cpu_seconds() - cpu
     server = _difference(server_cpu(), server)
