@@ -18,7 +18,7 @@ import socket
 import struct
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any
+from typing import Any, Final
 
 import uvicorn
 
@@ -289,3 +289,16 @@ def reset(writer: asyncio.StreamWriter) -> None:
     sock = writer.get_extra_info("socket")
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     writer.transport.abort()
+
+
+#: Loop iterations a test lets pass for a socket event to be handled (no wall time).
+ROUNDS: Final = 1000
+
+
+async def until(condition: Callable[[], bool], what: str) -> None:
+    """Let the loop run, a bounded number of iterations, until `condition` holds."""
+    for _ in range(ROUNDS):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError(f"not within {ROUNDS} loop iterations: {what}")

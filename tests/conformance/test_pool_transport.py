@@ -35,7 +35,15 @@ from haorui_async._backends._wire import (
 from haorui_async._defaults import MAX_ANSWER_BODY, MAX_ANSWER_HEAD
 from haorui_async._protocol import Request
 
-from ._servers import HOST, RawServer, answer_bytes, free_port, read_head_and_body, reset
+from ._servers import (
+    HOST,
+    RawServer,
+    answer_bytes,
+    free_port,
+    read_head_and_body,
+    reset,
+    until,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -43,8 +51,6 @@ Parser = Literal["httptools", "plain", "h11"]
 PARSERS: list[Parser] = ["httptools", "plain", "h11"]
 TIMEOUTS = {"connect": 5.0, "read": 5.0, "write": 5.0, "pool": 5.0}
 NO_TIMEOUTS = {"connect": None, "read": None, "write": None, "pool": None}
-#: Loop iterations a test lets pass for a socket event to be handled (no wall time).
-ROUNDS = 1000
 #: A safety bound on waiting for a server-side event, so a broken test fails instead of hanging.
 EVENT_BOUND = 10.0
 
@@ -129,15 +135,6 @@ async def exchange(transport: PoolTransport, request: httpx.Request) -> httpx.Re
     await response.aread()
     await response.aclose()
     return response
-
-
-async def until(condition: Callable[[], bool], what: str) -> None:
-    """Let the loop run, a bounded number of iterations, until `condition` holds."""
-    for _ in range(ROUNDS):
-        if condition():
-            return
-        await asyncio.sleep(0)
-    raise AssertionError(f"not within {ROUNDS} loop iterations: {what}")
 
 
 async def event(flag: asyncio.Event) -> None:

@@ -19,7 +19,7 @@ import gc
 import os
 import ssl
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Final
 
@@ -32,7 +32,7 @@ from haorui_async._backends._tls_wire import TLSWire
 from haorui_async._backends._transport import make_pool
 from haorui_async._backends._wire import Wire
 
-from ._servers import HOST, read_head_and_body
+from ._servers import HOST, read_head_and_body, until
 
 pytestmark = pytest.mark.integration
 
@@ -45,8 +45,6 @@ MAX_BYTES_PER_CONNECTION: Final = 128 * 1024
 TIMEOUTS: Final[dict[str, float | None]] = {"connect": 60.0, "read": 60.0, "write": 60.0}
 #: A bound on waiting for the server, so a broken test fails instead of hanging.
 BOUND: Final = 60.0
-#: Loop iterations a test lets pass for a socket event to be handled (no wall time).
-ROUNDS: Final = 1000
 
 #: The server, in a process of its own: its TLS memory is not the client's. It answers a
 #: request for /hold only once `count` of them are pending, every other request at once.
@@ -201,15 +199,6 @@ async def test_the_servers_close_notify_retires_an_idle_connection(
         await server.wait_closed()
     assert answer.body == b"ok"
     assert connections == 2
-
-
-async def until(condition: Callable[[], bool], what: str) -> None:
-    """Let the loop run, a bounded number of iterations, until `condition` holds."""
-    for _ in range(ROUNDS):
-        if condition():
-            return
-        await asyncio.sleep(0)
-    raise AssertionError(f"not within {ROUNDS} loop iterations: {what}")
 
 
 def test_the_clients_close_notify_is_a_clean_close_for_the_server(
