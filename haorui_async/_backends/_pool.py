@@ -157,7 +157,7 @@ class Pool:
             httpx.ReadTimeout, httpx.WriteTimeout, httpx.ReadError, httpx.WriteError,
             httpx.RemoteProtocolError: the request may have reached the server.
         """
-        conn = self._take_idle() if self._idle and not self.closed else None
+        conn = None if self.closed else self._take_idle()
         if conn is None:
             conn = await self._acquire(timeouts, deadline)
         try:
