@@ -392,8 +392,10 @@ def _worker_class() -> type[Worker]:
     from redis.exceptions import ConnectionError, TimeoutError, WatchError
 
     class _Worker(Worker):
-        #: Jobs found in progress elsewhere, and until when (loop time) not to ask again.
-        _busy_elsewhere: dict[bytes, float]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            #: Jobs found in progress elsewhere, and until when (loop time) not to ask again.
+            self._busy_elsewhere: dict[bytes, float] = {}
 
         async def start_jobs(self, job_ids: list[bytes]) -> None:
             try:
@@ -417,9 +419,9 @@ def _worker_class() -> type[Worker]:
             is not asked about again for `BUSY_MEMORY` seconds (if its worker died, its lock
             outlasts that by far), so a poll asks only about the ids it has not seen."""
             now = asyncio.get_running_loop().time()
-            remembered = getattr(self, "_busy_elsewhere", None)
-            if remembered is None or len(remembered) > 4 * len(job_ids) + 100:
-                remembered = {k: v for k, v in (remembered or {}).items() if v > now}
+            remembered = self._busy_elsewhere
+            if len(remembered) > 4 * len(job_ids) + 100:  # forget the ones past their time
+                remembered = {k: v for k, v in remembered.items() if v > now}
                 self._busy_elsewhere = remembered
             unknown = [one for one in job_ids if remembered.get(one, 0.0) <= now]
             if not unknown:
