@@ -86,7 +86,8 @@ def _text(value: object) -> str:
         raise InvalidMessage(
             "textmessage", f"<{len(value)} characters>", f"at most {MAX_TEXT_LENGTH} characters"
         )
-    _check_encodable("textmessage", value)
+    if not value.isascii():  # (ASCII is always UTF-8)
+        _check_encodable("textmessage", value)
     return value
 
 
@@ -177,13 +178,23 @@ class SMS:
 
     phonenumber: str = attrs.field(converter=normalize_phonenumber)
     textmessage: str = attrs.field(converter=_text)
-    sms_type: str | None = attrs.field(default=None, kw_only=True, converter=check_sms_type)
-    encoding: str | None = attrs.field(default=None, kw_only=True, converter=check_encoding)
-    sender_id: str | None = attrs.field(default=None, kw_only=True, converter=check_sender_id)
+    # The optional fields are checked (and normalised) in `__attrs_post_init__`, and only
+    # when given: most messages leave them to the sender, and a converter is a call each.
+    sms_type: str | None = attrs.field(default=None, kw_only=True)
+    encoding: str | None = attrs.field(default=None, kw_only=True)
+    sender_id: str | None = attrs.field(default=None, kw_only=True)
     uid: str = attrs.field(default=None, kw_only=True, converter=_uid)
-    callback_url: str | None = attrs.field(default=None, kw_only=True, converter=check_callback_url)
+    callback_url: str | None = attrs.field(default=None, kw_only=True)
 
     def __attrs_post_init__(self) -> None:
+        if self.sms_type is not None:
+            object.__setattr__(self, "sms_type", check_sms_type(self.sms_type))
+        if self.encoding is not None:
+            object.__setattr__(self, "encoding", check_encoding(self.encoding))
+        if self.sender_id is not None:
+            check_sender_id(self.sender_id)
+        if self.callback_url is not None:
+            check_callback_url(self.callback_url)
         if self.encoding == "T":
             bad = _NON_GSM.search(self.textmessage)
             if bad is not None:

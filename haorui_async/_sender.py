@@ -15,6 +15,7 @@ import asyncio
 import enum
 import logging
 import ssl
+import time
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
 from types import TracebackType
 from typing import Literal, TypeVar
@@ -26,6 +27,7 @@ from . import _bulk
 from . import _defaults as defaults
 from ._admission import Admission, Late, Limiter, local_limiter
 from ._backends import make_backend, translate
+from ._backends._pool import clock_of
 from ._bulk import BulkReport, BulkSend
 from ._config import SenderConfig
 from ._exceptions import (
@@ -202,6 +204,9 @@ class AsyncSender(LookupsMixin):
         self._admission = Admission(config.max_concurrency, limiter, sleep)
         self._sleep = sleep
         self._clock = clock
+        # The event loop of the last send and its clock (`clock_of`): looked up once per loop.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_time: Callable[[], float] = time.monotonic
         self._state = _State.UNOPENED
         self._telemetry = resolve_telemetry(config.telemetry)
         #: What watches the sends, or None: then a send pays an `is None` check, no more.
@@ -356,7 +361,10 @@ class AsyncSender(LookupsMixin):
                 raise SenderClosed("this AsyncSender is closed; create a new one")
             self._state = _State.OPENED
         loop = asyncio.get_running_loop()
-        clock = self._clock or loop.time
+        if loop is not self._loop:
+            self._loop, self._loop_time = loop, clock_of(loop)
+        loop_time = self._loop_time
+        clock = self._clock or loop_time
         config = self.config
         deadline = clock() + config.deadline
         if reconcile_unknown is None:
@@ -374,7 +382,7 @@ class AsyncSender(LookupsMixin):
             while True:
                 try:
                     # The deadline in event-loop time (an injected clock may run apart).
-                    at = deadline if self._clock is None else loop.time() + deadline - clock()
+                    at = deadline if self._clock is None else loop_time() + deadline - clock()
                     result = await self._attempt(sms, request, at, attempt, trace)
                     break
                 except SendError as failure:
@@ -465,7 +473,8 @@ class AsyncSender(LookupsMixin):
         """One request for `sms` before `deadline` (event-loop time): wait for its turn, send,
         read the answer."""
         admission = self._admission
-        if not admission.enter_now(deadline, asyncio.get_running_loop().time()):
+        # `_loop_time` is the running loop's clock: `send_message` set it just before.
+        if not admission.enter_now(deadline, self._loop_time()):
             try:
                 await admission.enter(deadline, trace)
             except Late as late:

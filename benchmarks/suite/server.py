@@ -44,14 +44,35 @@ APT_TIMEOUT: Final = 300.0
 ROOT: Final = str(Path(__file__).resolve().parents[2])
 
 
+#: glibc's allocator thresholds, fixed in every worker (unless the caller's environment sets
+#: them): see `child_env`.
+ALLOCATOR_ENV: Final = {
+    "MALLOC_MMAP_THRESHOLD_": str(1024 * 1024),
+    "MALLOC_TRIM_THRESHOLD_": str(4 * 1024 * 1024),
+}
+
+
 def child_env() -> dict[str, str]:
-    """The environment of a worker process: this one's, with `benchmarks` importable.
+    """The environment of a worker process: this one's, with `benchmarks` importable, and
+    glibc's allocator thresholds fixed (`ALLOCATOR_ENV`).
 
     The workers run `python -m benchmarks.suite.worker`, which the checkout's root on
     `PYTHONPATH` finds from any working directory (and with it a package not installed).
+
+    The thresholds: a client reading with asyncio's own `recv` (asyncio streams, so the
+    floor; aiohttp; httpx on anyio) allocates 256 KiB per read and shrinks it to what came.
+    Left to glibc's dynamic threshold, some processes then pay an mmap, an mremap and a
+    munmap per read, others (where an earlier free raised the threshold) none: the floor's
+    CPU per message swung from 23 to 43 µs from one round to the next (`strace -c` of the
+    worker). Fixed, every client gets the cheap case; the SDK's pool reads into one buffer
+    it reuses and pays neither way.
     """
     paths = [ROOT, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(dict.fromkeys(paths))}
+    return {
+        **ALLOCATOR_ENV,
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(dict.fromkeys(paths)),
+    }
 
 
 # -- the ceiling ----------------------------------------------------------------------------

@@ -20,23 +20,28 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import math
 import ssl
 import sys
+import time
 from collections.abc import Callable
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 import httpx
 
 from ._connection import Connection, State
 from ._wire import AnswerReader, RawAnswer, Wire
 
-__all__ = ["Pool", "hand_over", "timeout_at"]
+__all__ = ["Pool", "clock_of", "hand_over", "timeout_at"]
 
 T = TypeVar("T")
 
 #: Loop iterations `aclose()` gives the sockets to close (TLS takes two or three).
 _CLOSE_ROUNDS: Final = 10
+#: The size of the buffer the event loop reads every connection's data into (asyncio's own
+#: reads are up to 256 KiB; an answer to SendSMS is a few hundred bytes).
+READ_BUFFER_SIZE: Final = 64 * 1024
 #: The bound of a TLS handshake when neither a connect timeout nor a deadline bounds it:
 #: asyncio's own default (`ssl_handshake_timeout`), which applied before TLS moved here.
 _HANDSHAKE_TIMEOUT: Final = 60.0
@@ -76,6 +81,22 @@ else:  # pragma: no cover - Python 3.10
             raise
         finally:
             handle.cancel()
+
+
+def clock_of(loop: asyncio.AbstractEventLoop) -> Callable[[], float]:
+    """`loop.time`, or `time.monotonic` itself where that is all `loop.time` does (asyncio's
+    own loops): the same clock, without a Python call around it on every read."""
+    if type(loop).time is asyncio.BaseEventLoop.time:
+        return time.monotonic
+    return loop.time
+
+
+def future_factory(loop: asyncio.AbstractEventLoop) -> Callable[[], asyncio.Future[Any]]:
+    """`loop.create_future`, or the `asyncio.Future` class bound to `loop` where that is all
+    `loop.create_future` does (asyncio's own loops): no Python call around it per request."""
+    if type(loop).create_future is asyncio.BaseEventLoop.create_future:
+        return functools.partial(asyncio.Future, loop=loop)
+    return loop.create_future
 
 
 def hand_over(waiters: collections.deque[asyncio.Future[T]], value: T) -> bool:
@@ -122,7 +143,13 @@ class Pool:
         self.max_connections = max_connections
         self.keepalive_expiry = keepalive_expiry
         self._reader = reader
+        # Shared by the pool's connections: a read is copied out before the loop goes on.
+        self.read_buffer = memoryview(bytearray(READ_BUFFER_SIZE))
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: The event loop's clock (`clock_of`), once the pool has its loop.
+        self.now: Callable[[], float] = time.monotonic
+        #: The event loop's `create_future` (`future_factory`), once the pool has its loop.
+        self.new_future: Callable[[], asyncio.Future[Any]] = self._no_loop
         self._idle: list[Connection] = []  # a stack: the most recently used on top
         self._open: set[Connection] = set()  # each holds a slot
         self._slots = 0  # connections open or being opened
@@ -138,6 +165,9 @@ class Pool:
     def loop(self) -> asyncio.AbstractEventLoop:
         assert self._loop is not None
         return self._loop
+
+    def _no_loop(self) -> asyncio.Future[Any]:  # pragma: no cover - a connection needs a loop
+        raise RuntimeError("the pool has no event loop yet")
 
     @property
     def connections(self) -> int:
@@ -175,9 +205,9 @@ class Pool:
             self.discard(conn)
             return
         conn.state = State.IDLE
-        if hand_over(self._waiters, conn):
+        if self._waiters and hand_over(self._waiters, conn):
             return
-        conn.idle_since = self.loop.time()
+        conn.idle_since = self.now()
         self._idle.append(conn)
 
     def discard(self, conn: Connection) -> None:
@@ -192,6 +222,8 @@ class Pool:
             raise httpx.ConnectError("the transport is closed")
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
+            self.now = clock_of(self._loop)
+            self.new_future = future_factory(self._loop)
         while True:
             conn = self._take_idle()
             if conn is not None:
@@ -213,7 +245,7 @@ class Pool:
         closed on the way. None if there is none."""
         idle = self._idle
         if idle:
-            now = self.loop.time()
+            now = self.now()
             while idle:
                 conn = idle.pop()
                 if conn.state is State.IDLE and now - conn.idle_since < self.keepalive_expiry:
@@ -324,7 +356,7 @@ class Pool:
 
     def _on_watchdog(self) -> None:
         self._watchdog, self._watchdog_at = None, math.inf
-        now = self.loop.time()
+        now = self.now()
         earliest = math.inf
         for conn in list(self._watched):
             when = conn.check(now)  # ends the exchange if a bound passed

@@ -43,6 +43,7 @@ __all__ = [
 #: RFC 9110 token (method, header name), and what a header value must not hold.
 _TOKEN: Final = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _BAD_VALUE: Final = re.compile(rb"[\r\n\0]|^[ \t]|[ \t]$")
+_NOT_IN_TARGET: Final = re.compile(rb"[ \r\n]")
 #: An answer's status line (the reason phrase may be empty or absent, as h11 allows).
 _STATUS_LINE: Final = re.compile(rb"HTTP/1\.([01]) ([0-9]{3})(?: [^\r\n\0]*)?")
 #: The end of an answer's head, and its line breaks (a bare LF is read as CRLF, as h11 does).
@@ -127,7 +128,9 @@ def encode_request(method: bytes, target: bytes, block: bytes, body: bytes) -> b
 
     Raises ValueError: `target` is empty or holds a space, CR or LF.
     """
-    if not target or b" " in target or b"\r" in target or b"\n" in target:
+    # (One search, not `b" " in target`: bytes' `in` tries its operand as an int first, and
+    # the TypeError it raises and drops costs more than the search.)
+    if not target or _NOT_IN_TARGET.search(target):
         raise ValueError(f"not a request target: {target!r}")
     return b"%b %b HTTP/1.1\r\n%bContent-Length: %d\r\n\r\n%b" % (
         method,
@@ -490,7 +493,13 @@ class H11Reader(_Reading):
 
 
 class HttptoolsReader(_Reading):
-    """An `AnswerReader` on httptools (llhttp, in C): the `fast` extra."""
+    """An `AnswerReader` on httptools (llhttp, in C): the `fast` extra.
+
+    An answer that comes whole in one read (the usual case) is measured against the caps only
+    where it could be past them: its head when the read is longer than the head's cap, its
+    announced length when the answer is not over at the end of the read (the body's own
+    bytes are counted as they come, whatever the length announced).
+    """
 
     def __init__(
         self,
@@ -511,14 +520,22 @@ class HttptoolsReader(_Reading):
 
     def _reset(self) -> None:
         super()._reset()
-        self._head_size = 0
+        self._head_seen = 0  # the bytes read while the head was not over: at least its size
         self._head_done = False
+        self._length_checked = False
 
     def start(self, method: bytes) -> None:
         if self._renew:
             self._parser = self._httptools.HttpResponseParser(self)
             self._renew = False
-        self._reset()
+        # `_reset()` inlined: this runs once per request.
+        self._status = 0
+        self._headers = []
+        self._body = []
+        self._size = 0
+        self._head_seen = 0
+        self._head_done = False
+        self._length_checked = False
         self._done = None
         self._stray = False
         self._head_only = method == b"HEAD"
@@ -526,6 +543,8 @@ class HttptoolsReader(_Reading):
     def feed(self, data: bytes) -> RawAnswer | None:
         if self._done is not None:
             return self._trailing()
+        if not self._head_done:
+            self._head_seen += len(data)
         try:
             self._parser.feed_data(data)
         except self._httptools.HttpParserUpgrade:
@@ -540,11 +559,15 @@ class HttptoolsReader(_Reading):
             raise MalformedAnswer(str(exc)) from None
         if self._too_large is not None:
             raise AnswerTooLarge(self._too_large)
-        if not self._head_done:
-            # Everything read so far is head.
-            self._head_size += len(data)
-            if self._head_size > self._max_head:
-                raise AnswerTooLarge(f"the answer's head is past {self._max_head} bytes")
+        if not self._finished():
+            if not self._head_done:
+                if self._head_seen > self._max_head:
+                    raise AnswerTooLarge(f"the answer's head is past {self._max_head} bytes")
+            elif not self._length_checked:
+                # More of the body is to come: refuse at once one announced past the cap.
+                self._length_checked = True
+                _check_announced(_announced_length(self._headers), self._max_body)
+            return None
         if self._stray:
             return self._trailing()
         return self._done
@@ -583,11 +606,8 @@ class HttptoolsReader(_Reading):
             return
         self._head_done = True
         self._status = self._parser.get_status_code()
-        length = _announced_length(self._headers)
-        if _head_size(self._headers) > self._max_head:
+        if self._head_seen > self._max_head and _head_size(self._headers) > self._max_head:
             self._too_large = f"the answer's head is past {self._max_head} bytes"
-        elif length is not None and length > self._max_body:
-            self._too_large = f"the answer announces {length} bytes; the cap is {self._max_body}"
         elif self._head_only and self._status >= 200:
             # The answer to HEAD has no body, whatever its Content-Length says. llhttp cannot
             # be told the method: the answer ends here, and the next one gets a fresh parser.
@@ -608,8 +628,11 @@ class HttptoolsReader(_Reading):
         if self._done is not None:
             return
         if self._status < 200:
-            # An interim answer (100 Continue): the real one follows.
+            # An interim answer (100 Continue): the real one follows, its head measured
+            # exactly if what was read since the request could hold one past the cap.
+            seen = self._head_seen
             self._reset()
+            self._head_seen = seen
             return
         if self._too_large is None:
             keep_alive = self._parser.should_keep_alive()

@@ -5,6 +5,7 @@ import pickle
 import random
 import subprocess
 import sys
+from typing import Any, cast
 
 import pytest
 from hypothesis import given
@@ -98,7 +99,7 @@ def test_bad_text_names_the_field(text: object) -> None:
 )
 def test_bad_optional_fields_name_the_field(field: str, value: object) -> None:
     with pytest.raises(InvalidMessage) as info:
-        SMS("8613912345678", "hi", **{field: value})
+        SMS("8613912345678", "hi", **cast("dict[str, Any]", {field: value}))
     assert info.value.field == field
     assert str(info.value).startswith(f"{field}: ")
     assert isinstance(info.value, ValueError)
