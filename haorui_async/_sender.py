@@ -340,15 +340,25 @@ class AsyncSender(LookupsMixin):
             OutcomeUnknown: the gateway may have accepted it; not resent.
             SenderClosed: the sender was closed.
         """
-        sms = SMS(
-            phonenumber,
-            textmessage,
-            sms_type=sms_type,
-            encoding=encoding,
-            sender_id=sender_id,
-            uid=uid,
-            callback_url=callback_url,
-        )
+        if (
+            sms_type is None
+            and encoding is None
+            and sender_id is None
+            and uid is None
+            and callback_url is None
+        ):
+            # Most sends: five keywords of None cost a sixth of building the message.
+            sms = SMS(phonenumber, textmessage)
+        else:
+            sms = SMS(
+                phonenumber,
+                textmessage,
+                sms_type=sms_type,
+                encoding=encoding,
+                sender_id=sender_id,
+                uid=uid,
+                callback_url=callback_url,
+            )
         return await self.send_message(sms)
 
     async def send_message(self, sms: SMS, *, reconcile_unknown: bool | None = None) -> SendResult:

@@ -21,11 +21,12 @@ Over TLS the transport is plain TCP and the connection carries its own `TLSWire`
 begins the handshake, `data_received` decrypts, `exchange()` encrypts, a graceful close sends
 close_notify. The handshake's outcome is a future the pool awaits within the connect timeout.
 
-The connection is a `BufferedProtocol`: the event loop reads into the pool's one buffer
-(`Pool.read_buffer`) and `buffer_updated` copies out what came. As a plain `Protocol`,
-asyncio's selector loop would allocate 256 KiB for every read and shrink it to what came:
-with glibc, an mmap, an mremap and a munmap per answer, which cost more CPU than the rest of
-the exchange's system calls together (`strace -c` of the benchmark's fast client).
+On asyncio's own loops a connection is a `BufferedConnection`: the loop reads into the
+pool's one buffer (`Pool.read_buffer`) and `buffer_updated` copies out what came. With a
+plain `Protocol`, asyncio's selector loop allocates 256 KiB for every read and shrinks it to
+what came: with glibc, often an mmap, an mremap and a munmap per answer, more CPU than the
+rest of the exchange's system calls together (`strace -c` of the benchmark's fast client).
+uvloop reads into a buffer of its own, and hands a plain `Protocol` its data for less.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from ._wire import AnswerReader, AnswerTooLarge, MalformedAnswer, RawAnswer
 if TYPE_CHECKING:
     from ._pool import Pool
 
-__all__ = ["Connection", "State"]
+__all__ = ["BufferedConnection", "Connection", "State"]
 
 _CLOSED_NO_ANSWER: Final = "Server disconnected without sending a response."
 _CLOSED_MID_ANSWER: Final = "Server disconnected before the response was complete."
@@ -56,7 +57,7 @@ class State(enum.Enum):
     CLOSED = "closed"
 
 
-class Connection(asyncio.BufferedProtocol):
+class Connection(asyncio.Protocol):
     """One connection of a `Pool`. The pool hands it out; it owns its socket and timer."""
 
     def __init__(self, pool: Pool, reader: AnswerReader) -> None:
@@ -79,7 +80,7 @@ class Connection(asyncio.BufferedProtocol):
         self._tls: TLSWire | None = None
         self._handshake: asyncio.Future[None] | None = None  # pending while shaking hands
 
-    # -- asyncio.BufferedProtocol ----------------------------------------------------------
+    # -- asyncio.Protocol ------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # Called by the event loop, and again by the pool once the connection is made (uvloop
@@ -108,17 +109,6 @@ class Connection(asyncio.BufferedProtocol):
     def eof_received(self) -> bool | None:
         self.keep_alive = False
         return None  # let the transport close the socket; connection_lost follows
-
-    def get_buffer(self, sizehint: int) -> memoryview:
-        return self.pool.read_buffer
-
-    def buffer_updated(self, nbytes: int) -> None:
-        # Copied out at once: the buffer is the pool's, and the next read overwrites it.
-        data = bytes(self.pool.read_buffer[:nbytes])
-        if self._tls is not None:
-            self._tls_received(data)
-        else:
-            self._plain_received(data)
 
     def data_received(self, data: bytes) -> None:
         if self._tls is not None:
@@ -345,3 +335,19 @@ class Connection(asyncio.BufferedProtocol):
             if self._transport is not None:  # None: the connect failed before there was one
                 self._transport.abort()
             self.pool.lost(self)
+
+
+class BufferedConnection(Connection, asyncio.BufferedProtocol):
+    """A `Connection` that asyncio's own loops read into the pool's buffer (see the module's
+    docstring)."""
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.pool.read_buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        # Copied out at once: the buffer is the pool's, and the next read overwrites it.
+        data = bytes(self.pool.read_buffer[:nbytes])
+        if self._tls is not None:
+            self._tls_received(data)
+        else:
+            self._plain_received(data)

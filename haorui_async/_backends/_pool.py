@@ -30,7 +30,7 @@ from typing import Any, Final, TypeVar
 
 import httpx
 
-from ._connection import Connection, State
+from ._connection import BufferedConnection, Connection, State
 from ._wire import AnswerReader, RawAnswer, Wire
 
 __all__ = ["Pool", "clock_of", "hand_over", "timeout_at"]
@@ -146,10 +146,11 @@ class Pool:
         # Shared by the pool's connections: a read is copied out before the loop goes on.
         self.read_buffer = memoryview(bytearray(READ_BUFFER_SIZE))
         self._loop: asyncio.AbstractEventLoop | None = None
-        #: The event loop's clock (`clock_of`), once the pool has its loop.
+        # Set by `_bind()` with the loop: its clock (`clock_of`), its `create_future`
+        # (`future_factory`) and the class of its connections.
         self.now: Callable[[], float] = time.monotonic
-        #: The event loop's `create_future` (`future_factory`), once the pool has its loop.
         self.new_future: Callable[[], asyncio.Future[Any]] = self._no_loop
+        self._connection: type[Connection] = Connection
         self._idle: list[Connection] = []  # a stack: the most recently used on top
         self._open: set[Connection] = set()  # each holds a slot
         self._slots = 0  # connections open or being opened
@@ -165,6 +166,15 @@ class Pool:
     def loop(self) -> asyncio.AbstractEventLoop:
         assert self._loop is not None
         return self._loop
+
+    def _bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self.now = clock_of(loop)
+        self.new_future = future_factory(loop)
+        # asyncio's own loops read into the pool's buffer; uvloop hands data over for less.
+        self._connection = (
+            BufferedConnection if isinstance(loop, asyncio.BaseEventLoop) else Connection
+        )
 
     def _no_loop(self) -> asyncio.Future[Any]:  # pragma: no cover - a connection needs a loop
         raise RuntimeError("the pool has no event loop yet")
@@ -221,9 +231,7 @@ class Pool:
         if self.closed:
             raise httpx.ConnectError("the transport is closed")
         if self._loop is None:
-            self._loop = asyncio.get_running_loop()
-            self.now = clock_of(self._loop)
-            self.new_future = future_factory(self._loop)
+            self._bind(asyncio.get_running_loop())
         while True:
             conn = self._take_idle()
             if conn is not None:
@@ -284,7 +292,7 @@ class Pool:
         made: list[Connection] = []
 
         def protocol() -> Connection:
-            conn = Connection(self, self._reader())
+            conn = self._connection(self, self._reader())
             made.append(conn)
             return conn
 

@@ -16,6 +16,7 @@ import contextlib
 import json
 import socket
 import struct
+import sys
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, Final
@@ -302,3 +303,21 @@ async def until(condition: Callable[[], bool], what: str) -> None:
             return
         await asyncio.sleep(0)
     raise AssertionError(f"not within {ROUNDS} loop iterations: {what}")
+
+
+@contextlib.asynccontextmanager
+async def server_process(script: str, *args: str, bound: float = 60.0) -> AsyncIterator[int]:
+    """`script` (Python source that serves on 127.0.0.1 and prints its port) in a child
+    process, so that its memory is not the test's; the port. Killed on the way out."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", script, *args, stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        assert process.stdout is not None
+        line = await asyncio.wait_for(process.stdout.readline(), bound)
+        assert line, "the server did not start"
+        yield int(line)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()

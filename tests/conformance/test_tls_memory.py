@@ -18,8 +18,6 @@ import contextlib
 import gc
 import os
 import ssl
-import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Final
 
@@ -32,7 +30,7 @@ from haorui_async._backends._tls_wire import TLSWire
 from haorui_async._backends._transport import make_pool
 from haorui_async._backends._wire import Wire
 
-from ._servers import HOST, read_head_and_body, until
+from ._servers import HOST, read_head_and_body, server_process, until
 
 pytestmark = pytest.mark.integration
 
@@ -98,23 +96,6 @@ def chain(ca: trustme.CA, tmp_path: Path) -> str:
     return str(path)
 
 
-@contextlib.asynccontextmanager
-async def server_process(chain: str, count: int) -> AsyncIterator[int]:
-    """The TLS server of `SERVER` in a child process; its port."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", SERVER, chain, str(count), stdout=asyncio.subprocess.PIPE
-    )
-    try:
-        assert process.stdout is not None
-        line = await asyncio.wait_for(process.stdout.readline(), BOUND)
-        assert line, "the TLS server did not start"
-        yield int(line)
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
-        await process.wait()
-
-
 async def exchange(pool: Pool, path: str) -> bytes:
     answer, conn = await asyncio.wait_for(
         pool.exchange(request(path), b"GET", TIMEOUTS, None), BOUND
@@ -127,7 +108,7 @@ async def exchange(pool: Pool, path: str) -> bytes:
 async def test_a_tls_connection_costs_far_less_than_asyncios_buffer(
     chain: str, trusting_context: ssl.SSLContext
 ) -> None:
-    async with server_process(chain, CONNECTIONS) as port:
+    async with server_process(SERVER, chain, str(CONNECTIONS), bound=BOUND) as port:
         pool, _, _ = make_pool(
             f"https://{HOST}:{port}",
             max_connections=CONNECTIONS,
