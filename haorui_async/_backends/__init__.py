@@ -35,6 +35,7 @@ from .._message import SMS
 from .._protocol import Request
 from .._secrets import Secret, scrub
 from .._version import __version__
+from ._pool import Answer
 
 if TYPE_CHECKING:
     from .._config import SenderConfig
@@ -42,40 +43,6 @@ if TYPE_CHECKING:
 __all__ = ["Answer", "Backend", "Request", "intercepted", "make_backend", "translate"]
 
 logger = logging.getLogger(defaults.LOGGER_NAME)
-
-
-class _Held(Protocol):
-    def release(self) -> None: ...
-    def discard(self) -> None: ...
-
-
-class Answer:
-    """The gateway's answer: status, raw headers and body, and the connection it came on."""
-
-    __slots__ = ("_held", "body", "headers", "status")
-
-    def __init__(
-        self,
-        status: int,
-        headers: list[tuple[bytes, bytes]],
-        body: bytes,
-        held: _Held | None = None,
-    ) -> None:
-        self.status = status
-        self.headers = headers
-        self.body = body
-        self._held = held
-
-    def finish(self, keep: bool) -> None:
-        """Give the connection back for the next request (`keep`), or retire it: what came
-        on it was not the answer asked for, and more may still be on its way."""
-        held = self._held
-        if held is not None:
-            self._held = None
-            if keep:
-                held.release()
-            else:
-                held.discard()
 
 
 class Backend(Protocol):

@@ -2,8 +2,8 @@
 
 `Pool.exchange()` is the whole life of one request: take an idle connection (the most
 recently used first), or a slot to open one, or wait for either; write; wait for the answer.
-The caller then `release()`s the connection (the answer was the one asked for) or
-`discard()`s it.
+The caller then `finish()`es the `Answer`: its connection goes back to the pool (the answer
+was the one asked for) or is retired.
 
 Cancellation may land at any await: waiting for a connection (a connection or slot handed
 over in that same loop iteration is passed on), connecting or the TLS handshake (the socket is
@@ -26,14 +26,14 @@ import ssl
 import sys
 import time
 from collections.abc import Callable
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 import httpx
 
 from ._connection import BufferedConnection, Connection, State
-from ._wire import AnswerReader, RawAnswer, Wire
+from ._wire import AnswerReader, Wire
 
-__all__ = ["Pool", "clock_of", "hand_over", "timeout_at"]
+__all__ = ["Answer", "Pool", "clock_of", "future_factory", "hand_over", "timeout_at"]
 
 T = TypeVar("T")
 
@@ -85,16 +85,18 @@ else:  # pragma: no cover - Python 3.10
 
 def clock_of(loop: asyncio.AbstractEventLoop) -> Callable[[], float]:
     """`loop.time`, or `time.monotonic` itself where that is all `loop.time` does (asyncio's
-    own loops): the same clock, without a Python call around it on every read."""
-    if type(loop).time is asyncio.BaseEventLoop.time:
+    own loops): the same clock, without a Python call around it on every read. A `time`
+    replaced on the loop or its class (a test's virtual clock) is kept."""
+    if getattr(loop.time, "__func__", None) is asyncio.BaseEventLoop.time:
         return time.monotonic
     return loop.time
 
 
 def future_factory(loop: asyncio.AbstractEventLoop) -> Callable[[], asyncio.Future[Any]]:
     """`loop.create_future`, or the `asyncio.Future` class bound to `loop` where that is all
-    `loop.create_future` does (asyncio's own loops): no Python call around it per request."""
-    if type(loop).create_future is asyncio.BaseEventLoop.create_future:
+    `loop.create_future` does (asyncio's own loops): no Python call around it per request.
+    A `create_future` replaced on the loop or its class is kept."""
+    if getattr(loop.create_future, "__func__", None) is asyncio.BaseEventLoop.create_future:
         return functools.partial(asyncio.Future, loop=loop)
     return loop.create_future
 
@@ -115,6 +117,41 @@ def _earliest(now: float, timeout: float | None, deadline: float | None) -> floa
     if deadline is not None and (when is None or deadline < when):
         when = deadline
     return when
+
+
+class _Held(Protocol):
+    def release(self) -> None: ...
+    def discard(self) -> None: ...
+
+
+class Answer:
+    """The gateway's answer: status, raw headers and body, and the connection it came on
+    (held out of the pool until `finish()`)."""
+
+    __slots__ = ("_held", "body", "headers", "status")
+
+    def __init__(
+        self,
+        status: int,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        held: _Held | None = None,
+    ) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self._held = held
+
+    def finish(self, keep: bool) -> None:
+        """Give the connection back for the next request (`keep`), or retire it: what came
+        on it was not the answer asked for, and more may still be on its way."""
+        held = self._held
+        if held is not None:
+            self._held = None
+            if keep:
+                held.release()
+            else:
+                held.discard()
 
 
 class Pool:
@@ -188,8 +225,9 @@ class Pool:
 
     async def exchange(
         self, wire: Wire, method: bytes, timeouts: Timeouts, deadline: float | None
-    ) -> tuple[RawAnswer, Connection]:
-        """Send `wire` and wait for its whole answer; the connection comes back HELD.
+    ) -> Answer:
+        """Send `wire` and wait for its whole answer; the connection stays HELD (out of the
+        pool) until the answer's `finish()`.
 
         Raises:
             httpx.PoolTimeout, httpx.ConnectTimeout, httpx.ConnectError: nothing was written
@@ -201,11 +239,15 @@ class Pool:
         if conn is None:
             conn = await self._acquire(timeouts, deadline)
         try:
-            answer = await conn.exchange(wire.data, method, timeouts, deadline)
+            waiter = conn.exchange(wire.data, method, timeouts, deadline)
+            # The request is out: the wait for its answer holds no reference to its bytes
+            # (nor one more object per request in flight for the garbage collector to walk).
+            del wire
+            answer = await waiter
         except BaseException:
             conn.abort()
             raise
-        return answer, conn
+        return Answer(answer.status, answer.headers, answer.body, conn)
 
     def release(self, conn: Connection) -> None:
         """`conn`'s answer was read: hand it to a waiter, or park it, or close it."""

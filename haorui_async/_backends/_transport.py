@@ -17,8 +17,7 @@ import httpx
 from .. import _defaults as defaults
 from .._exceptions import ConfigurationError
 from .._tls import verifying_context
-from ._connection import Connection
-from ._pool import Pool
+from ._pool import Answer, Pool
 from ._wire import (
     FRAMING,
     AnswerReader,
@@ -106,31 +105,29 @@ def make_pool(
 class _HeldStream(httpx.AsyncByteStream):
     """A body already read; closing it gives its connection back to the pool."""
 
-    __slots__ = ("_body", "_conn", "_pool")
+    __slots__ = ("_answer",)
 
-    def __init__(self, body: bytes, pool: Pool, conn: Connection) -> None:
-        self._body = body
-        self._pool = pool
-        self._conn = conn
+    def __init__(self, answer: Answer) -> None:
+        self._answer = answer
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        if self._body:
-            yield self._body
+        if self._answer.body:
+            yield self._answer.body
 
     @property
     def body(self) -> bytes:
-        return self._body
+        return self._answer.body
 
     def release(self) -> None:
         """Give the connection back to the pool for the next request."""
-        self._pool.release(self._conn)
+        self._answer.finish(keep=True)
 
     def discard(self) -> None:
         """Retire the connection: what it carried was not the answer asked for."""
-        self._pool.discard(self._conn)
+        self._answer.finish(keep=False)
 
     async def aclose(self) -> None:
-        self._pool.release(self._conn)
+        self._answer.finish(keep=True)
 
 
 class PoolTransport(httpx.AsyncBaseTransport):
@@ -207,14 +204,16 @@ class PoolTransport(httpx.AsyncBaseTransport):
         deadline = request.extensions.get(DEADLINE_EXTENSION)
         try:
             method = request.method.encode("ascii")  # checked by `_wire`
-            answer, conn = await self.pool.exchange(wire, method, timeouts, deadline)
+            exchange = self.pool.exchange(wire, method, timeouts, deadline)
+            del wire  # the pool holds it until it is written
+            answer = await exchange
         except httpx.TransportError as exc:
             exc.request = request
             raise
         return httpx.Response(
             answer.status,
             headers=answer.headers,
-            stream=_HeldStream(answer.body, self.pool, conn),
+            stream=_HeldStream(answer),
             extensions={"http_version": b"HTTP/1.1"},
             request=request,
         )

@@ -197,12 +197,18 @@ class _Reading:
     def __init__(self, max_head: int, max_body: int) -> None:
         self._max_head = max_head
         self._max_body = max_body
+        # The headers are the answer's own (its RawAnswer holds the list): a reader makes a
+        # new list as it reads each head. The body's parts are joined into the answer, so
+        # their list is cleared and reused: a request waiting for its answer holds no object
+        # of its own here (each would be one more for the cyclic garbage collector to count
+        # and walk, thousands of times over with thousands of requests in flight).
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._body: list[bytes] = []
         self._reset()
 
     def _reset(self) -> None:
         self._status = 0
-        self._headers: list[tuple[bytes, bytes]] = []
-        self._body: list[bytes] = []
+        self._body.clear()
         self._size = 0
 
 
@@ -496,9 +502,9 @@ class HttptoolsReader(_Reading):
     """An `AnswerReader` on httptools (llhttp, in C): the `fast` extra.
 
     An answer that comes whole in one read (the usual case) is measured against the caps only
-    where it could be past them: its head when the read is longer than the head's cap, its
-    announced length when the answer is not over at the end of the read (the body's own
-    bytes are counted as they come, whatever the length announced).
+    where it could be past them: its head when the reads it came in are longer than the
+    head's cap, its announced length when the answer is not over at the end of the read (the
+    body's own bytes are counted as they come, whatever the length announced).
     """
 
     def __init__(
@@ -520,7 +526,10 @@ class HttptoolsReader(_Reading):
 
     def _reset(self) -> None:
         super()._reset()
-        self._head_seen = 0  # the bytes read while the head was not over: at least its size
+        # The bytes of the earlier reads while this head was not over, and the length of the
+        # read being parsed: the head is at most their sum.
+        self._head_seen = 0
+        self._reading = 0
         self._head_done = False
         self._length_checked = False
 
@@ -528,10 +537,9 @@ class HttptoolsReader(_Reading):
         if self._renew:
             self._parser = self._httptools.HttpResponseParser(self)
             self._renew = False
-        # `_reset()` inlined: this runs once per request.
+        # `_reset()` inlined: this runs once per request. (The answer's lists are made or
+        # cleared when it begins: `on_message_begin`.)
         self._status = 0
-        self._headers = []
-        self._body = []
         self._size = 0
         self._head_seen = 0
         self._head_done = False
@@ -543,8 +551,7 @@ class HttptoolsReader(_Reading):
     def feed(self, data: bytes) -> RawAnswer | None:
         if self._done is not None:
             return self._trailing()
-        if not self._head_done:
-            self._head_seen += len(data)
+        self._reading = len(data)
         try:
             self._parser.feed_data(data)
         except self._httptools.HttpParserUpgrade:
@@ -561,6 +568,9 @@ class HttptoolsReader(_Reading):
             raise AnswerTooLarge(self._too_large)
         if not self._finished():
             if not self._head_done:
+                # Everything read since the head began (or since an interim answer ended) is
+                # counted as head.
+                self._head_seen += len(data)
                 if self._head_seen > self._max_head:
                     raise AnswerTooLarge(f"the answer's head is past {self._max_head} bytes")
             elif not self._length_checked:
@@ -596,6 +606,9 @@ class HttptoolsReader(_Reading):
     def on_message_begin(self) -> None:
         if self._done is not None:
             self._stray = True  # a second answer to one request
+            return
+        self._headers = []
+        self._body.clear()
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if self._done is None:
@@ -606,9 +619,21 @@ class HttptoolsReader(_Reading):
             return
         self._head_done = True
         self._status = self._parser.get_status_code()
-        if self._head_seen > self._max_head and _head_size(self._headers) > self._max_head:
+        if (
+            self._head_seen + self._reading > self._max_head
+            and _head_size(self._headers) > self._max_head
+        ):
             self._too_large = f"the answer's head is past {self._max_head} bytes"
-        elif self._head_only and self._status >= 200:
+        elif (self._head_only or self._status in _NO_BODY) and not self._length_checked:
+            # No body follows, so the check after the read would not come: a length past the
+            # cap is refused here, as the other readers refuse it.
+            self._length_checked = True
+            length = _announced_length(self._headers)
+            if length is not None and length > self._max_body:
+                self._too_large = (
+                    f"the answer announces {length} bytes; the cap is {self._max_body}"
+                )
+        if self._too_large is None and self._head_only and self._status >= 200:
             # The answer to HEAD has no body, whatever its Content-Length says. llhttp cannot
             # be told the method: the answer ends here, and the next one gets a fresh parser.
             keep_alive = self._parser.should_keep_alive()
@@ -628,11 +653,10 @@ class HttptoolsReader(_Reading):
         if self._done is not None:
             return
         if self._status < 200:
-            # An interim answer (100 Continue): the real one follows, its head measured
-            # exactly if what was read since the request could hold one past the cap.
-            seen = self._head_seen
+            # An interim answer (100 Continue): the real one follows, its head measured anew.
+            reading = self._reading
             self._reset()
-            self._head_seen = seen
+            self._reading = reading
             return
         if self._too_large is None:
             keep_alive = self._parser.should_keep_alive()

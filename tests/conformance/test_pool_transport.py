@@ -12,6 +12,7 @@ import contextlib
 import gzip
 import socket
 import ssl
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Literal
 
@@ -1095,6 +1096,25 @@ async def test_shorter_read_timeout_on_a_reused_connection_is_kept(
         with ends_within(30.0), pytest.raises(httpx.ReadTimeout):
             await exchange(transport, post(server.url, read=0.2))
     assert server.connections == 1
+
+
+async def test_a_clock_set_on_the_loop_is_the_one_the_timeouts_run_on(pools: Pools) -> None:
+    # A test's virtual clock (aiotools' VirtualClock, `mock.patch.object(loop, "time", ...)`)
+    # replaces `time` on the loop itself; the loop's timers run on it, so the pool must too.
+    loop = asyncio.get_running_loop()
+    if not isinstance(loop, asyncio.BaseEventLoop):
+        pytest.skip("uvloop's loop takes no attribute of its own")
+    offset = time.monotonic() - 1_000.0  # a clock that reads 1,000 s now
+    loop.time = lambda: time.monotonic() - offset  # type: ignore[method-assign]
+    try:
+        async with pools.serving(serve_answers(then_wait=60), parser="httptools") as (
+            server,
+            transport,
+        ):
+            with ends_within(30.0), pytest.raises(httpx.ReadTimeout):
+                await asyncio.wait_for(exchange(transport, post(server.url, read=0.2)), 20.0)
+    finally:
+        del loop.time
 
 
 async def test_connection_reset_while_writing_is_write_error(pools: Pools) -> None:

@@ -59,8 +59,8 @@ asyncio.run(main())
 
 async def exchange(pool: Pool) -> bytes:
     wire = Wire(f"GET /one HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode("ascii"))
-    answer, conn = await asyncio.wait_for(pool.exchange(wire, b"GET", TIMEOUTS, None), BOUND)
-    pool.release(conn)
+    answer = await asyncio.wait_for(pool.exchange(wire, b"GET", TIMEOUTS, None), BOUND)
+    answer.finish(keep=True)
     return answer.body
 
 

@@ -24,7 +24,6 @@ from typing import Final
 import pytest
 import trustme
 
-from haorui_async._backends._connection import State
 from haorui_async._backends._pool import Pool
 from haorui_async._backends._tls_wire import TLSWire
 from haorui_async._backends._transport import make_pool
@@ -97,10 +96,8 @@ def chain(ca: trustme.CA, tmp_path: Path) -> str:
 
 
 async def exchange(pool: Pool, path: str) -> bytes:
-    answer, conn = await asyncio.wait_for(
-        pool.exchange(request(path), b"GET", TIMEOUTS, None), BOUND
-    )
-    pool.release(conn)
+    answer = await asyncio.wait_for(pool.exchange(request(path), b"GET", TIMEOUTS, None), BOUND)
+    answer.finish(keep=True)
     return answer.body
 
 
@@ -167,11 +164,10 @@ async def test_the_servers_close_notify_retires_an_idle_connection(
         parser="plain",
     )
     try:
-        answer, conn = await pool.exchange(request("/one"), b"GET", TIMEOUTS, None)
-        pool.release(conn)
+        answer = await pool.exchange(request("/one"), b"GET", TIMEOUTS, None)
+        answer.finish(keep=True)
         await asyncio.wait_for(closed.wait(), BOUND)
-        await until(lambda: conn.state is State.CLOSED, "the close_notify seen")
-        assert pool.connections == 0
+        await until(lambda: pool.connections == 0, "the close_notify seen: connection retired")
         # The next request goes on a new connection, and is answered.
         assert await exchange(pool, "/two") == b"ok"
     finally:
