@@ -11,7 +11,7 @@ Read in this order:
 2. `nginx`: the server: its configuration (pure), its TLS files, its process.
 3. `probe`: the measurements: a steady window with CPU and RSS, and the cold start.
 4. `worker`: the child process that runs one client in one scenario.
-5. `results`: the records folded into medians per scenario and client.
+5. `results`: the records folded into one cell per scenario and client (best rounds, medians).
 6. `targets`: the issue's targets as ratios with a verdict; whether the server was the limit.
 7. `report`: `wild.json`, `wild.md`, one plot per scenario.
 8. `runner`: the whole part.

@@ -247,7 +247,11 @@ def render_markdown(results: Mapping[str, Any]) -> str:
         "Client CPU is `getrusage(RUSAGE_SELF)` user + system "
         "over the window, divided by the messages accepted in it; peak RSS is the worker's "
         "high-water mark (`VmHWM`: `ru_maxrss` would carry the parent's over `exec`). "
-        "Figures are medians over the rounds. The machine may be shared: read ratios.",
+        "Messages per second, CPU per message and a cold start's time are each client's "
+        "best round (another process's load only adds CPU time and takes throughput, so the "
+        "best round is the closest to the client's own cost, as `timeit` reports its fastest "
+        "run; every client is read the same way); latencies, RSS and the server's load are "
+        "medians over the rounds. The machine may be shared: read ratios.",
     ]
     trimmed = sorted({t.split(": ", 1)[1] for t in settings.get("trimmed", [])})
     if trimmed:

@@ -152,7 +152,7 @@ class WildSizes:
     """How long the wild part runs.
 
     Attributes:
-        rounds: alternating rounds of every client in every scenario (medians over them).
+        rounds: alternating rounds of every client in every scenario (best of them, medians).
         seconds: the measured window of one load measurement.
         lead: seconds of sending before the window opens, so it measures a steady state
             (and, at 100 ms latency, not the first round trip's empty pipe).
