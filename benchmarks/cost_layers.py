@@ -28,7 +28,8 @@ before it:
 - `send`: `AsyncSender.send(phone, text)`: and the message built and checked (with its uid).
 
 Writes `benchmarks/results/cost_layers.md` (and `.json`). Needs valgrind (`apt-get install
-valgrind`; installed with apt-get when run as root) and nginx with its echo module.
+valgrind`; installed with apt-get when run as root) and nginx with its echo module; without
+either it exits 2 before anything runs.
 """
 
 from __future__ import annotations
@@ -37,7 +38,6 @@ import argparse
 import asyncio
 import json
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -51,7 +51,7 @@ if str(ROOT) not in sys.path:  # run as a script: `benchmarks` importable
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.suite.report import machine_info  # noqa: E402
-from benchmarks.suite.server import apt_install, can_apt_install, child_env  # noqa: E402
+from benchmarks.suite.server import child_env, ensure_command  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 VARIANTS: Final = ("floor", "transport", "+ answer", "+ request", "send_message", "send")
@@ -190,17 +190,6 @@ def per_message(small: tuple[int, int], large: tuple[int, int]) -> float:
     return (i_large - i_small) / (n_large - n_small)
 
 
-def ensure_valgrind() -> str:
-    """valgrind's path, installed with apt-get when missing and root; SystemExit(2) if not."""
-    found = shutil.which("valgrind")
-    if found is None and can_apt_install():
-        apt_install("valgrind")
-        found = shutil.which("valgrind")
-    if found is None:
-        raise SystemExit("valgrind is missing: apt-get install valgrind (Debian, Ubuntu)")
-    return found
-
-
 def count_instructions(valgrind: str, name: str, url: str, count: int, loop: str) -> int:
     """Run variant `name` for `count` messages under callgrind; its instructions."""
     with tempfile.TemporaryDirectory(prefix="haorui-cost-") as tmp:
@@ -285,7 +274,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from benchmarks.suite.wild.nginx import NginxMissing, NginxServer, ensure_nginx
 
-    valgrind = ensure_valgrind()
+    valgrind, note = ensure_command("valgrind")
+    if valgrind is None:
+        print(note, file=sys.stderr)
+        return 2
     try:
         install, _ = ensure_nginx()
     except NginxMissing as exc:

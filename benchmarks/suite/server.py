@@ -30,6 +30,7 @@ __all__ = [
     "apt_install",
     "can_apt_install",
     "child_env",
+    "ensure_command",
     "ensure_wrk",
     "parse_wrk",
     "run_wrk",
@@ -141,18 +142,24 @@ def apt_install(*packages: str) -> None:
         apt_get("install", "-y", *packages)
 
 
-def ensure_wrk() -> tuple[str | None, str]:
-    """The path of `wrk`, installing Debian's package when missing and root; or why not."""
-    found = shutil.which("wrk")
+def ensure_command(name: str) -> tuple[str | None, str]:
+    """The path of the command `name`, installing Debian's package of that name when
+    missing and root; or None and why not."""
+    found = shutil.which(name)
     if found:
-        return found, "wrk found on PATH"
+        return found, f"{name} found on PATH"
     if not can_apt_install():
-        return None, "wrk is not installed, and apt-get as root is not available to install it"
-    apt_install("wrk")
-    found = shutil.which("wrk")
+        return None, f"{name} is not installed, and apt-get as root is not available to install it"
+    apt_install(name)
+    found = shutil.which(name)
     if found:
-        return found, "wrk installed with apt-get"
-    return None, "wrk could not be installed with apt-get"
+        return found, f"{name} installed with apt-get"
+    return None, f"{name} could not be installed with apt-get"
+
+
+def ensure_wrk() -> tuple[str | None, str]:
+    """The path of `wrk` (`ensure_command`), or None and why not."""
+    return ensure_command("wrk")
 
 
 _WRK_RATE: Final = re.compile(r"Requests/sec:\s*([0-9.]+)")
