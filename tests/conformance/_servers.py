@@ -23,6 +23,8 @@ from typing import Any, Final
 
 import uvicorn
 
+from haorui_async._backends._pool import Pool
+from haorui_async._backends._wire import Wire
 from haorui_async._defaults import MAX_ANSWER_BODY
 
 HOST = "127.0.0.1"
@@ -305,8 +307,23 @@ async def until(condition: Callable[[], bool], what: str) -> None:
     raise AssertionError(f"not within {ROUNDS} loop iterations: {what}")
 
 
+#: The timeouts of an exchange driven on a pool directly, and a bound on waiting for a
+#: server: far above what loopback needs, so that a broken test fails instead of hanging.
+POOL_TIMEOUTS: Final[dict[str, float | None]] = {"connect": 60.0, "read": 60.0, "write": 60.0}
+BOUND: Final = 60.0
+
+
+async def get(pool: Pool, path: str) -> bytes:
+    """GET `path` on `pool` directly (within `BOUND`); the answer's body, its connection
+    handed back."""
+    request = Wire(f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode("ascii"))
+    answer = await asyncio.wait_for(pool.exchange(request, b"GET", POOL_TIMEOUTS, None), BOUND)
+    answer.finish(keep=True)
+    return answer.body
+
+
 @contextlib.asynccontextmanager
-async def server_process(script: str, *args: str, bound: float = 60.0) -> AsyncIterator[int]:
+async def server_process(script: str, *args: str, bound: float = BOUND) -> AsyncIterator[int]:
     """`script` (Python source that serves on 127.0.0.1 and prints its port) in a child
     process, so that its memory is not the test's; the port. Killed on the way out."""
     process = await asyncio.create_subprocess_exec(

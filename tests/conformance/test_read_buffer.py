@@ -11,17 +11,14 @@ The server runs in a child process, so its own reads are not the client's alloca
 
 from __future__ import annotations
 
-import asyncio
 import tracemalloc
 from typing import Final
 
 import pytest
 
-from haorui_async._backends._pool import Pool
 from haorui_async._backends._transport import make_pool
-from haorui_async._backends._wire import Wire
 
-from ._servers import HOST, server_process
+from ._servers import HOST, get, server_process
 
 pytestmark = pytest.mark.integration
 
@@ -29,9 +26,6 @@ pytestmark = pytest.mark.integration
 EXCHANGES: Final = 50
 #: The most the exchanges may allocate at once (a read buffer of asyncio's would be 256 KiB).
 MAX_PEAK: Final = 64 * 1024
-TIMEOUTS: Final[dict[str, float | None]] = {"connect": 60.0, "read": 60.0, "write": 60.0}
-#: A bound on waiting for the server, so a broken test fails instead of hanging.
-BOUND: Final = 60.0
 
 #: The server, in a process of its own: it answers every request on a connection at once.
 SERVER: Final = r"""
@@ -57,16 +51,9 @@ asyncio.run(main())
 """
 
 
-async def exchange(pool: Pool) -> bytes:
-    wire = Wire(f"GET /one HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode("ascii"))
-    answer = await asyncio.wait_for(pool.exchange(wire, b"GET", TIMEOUTS, None), BOUND)
-    answer.finish(keep=True)
-    return answer.body
-
-
 @pytest.mark.parametrize("parser", ["plain", "httptools"])
 async def test_reading_answers_allocates_no_read_buffer_per_read(parser: str) -> None:
-    async with server_process(SERVER, bound=BOUND) as port:
+    async with server_process(SERVER) as port:
         pool, _, _ = make_pool(
             f"http://{HOST}:{port}",
             max_connections=1,
@@ -75,11 +62,11 @@ async def test_reading_answers_allocates_no_read_buffer_per_read(parser: str) ->
             parser=parser,  # type: ignore[arg-type]  # one of the Parser names
         )
         try:
-            assert await exchange(pool) == b"ok"  # the connection, imports, first uses
+            assert await get(pool, "/one") == b"ok"  # the connection, imports, first uses
             tracemalloc.start()
             try:
                 tracemalloc.reset_peak()
-                bodies = [await exchange(pool) for _ in range(EXCHANGES)]
+                bodies = [await get(pool, "/one") for _ in range(EXCHANGES)]
                 _, peak = tracemalloc.get_traced_memory()
             finally:
                 tracemalloc.stop()

@@ -24,12 +24,10 @@ from typing import Final
 import pytest
 import trustme
 
-from haorui_async._backends._pool import Pool
 from haorui_async._backends._tls_wire import TLSWire
 from haorui_async._backends._transport import make_pool
-from haorui_async._backends._wire import Wire
 
-from ._servers import HOST, read_head_and_body, server_process, until
+from ._servers import BOUND, HOST, get, read_head_and_body, server_process, until
 
 pytestmark = pytest.mark.integration
 
@@ -39,9 +37,6 @@ CONNECTIONS: Final = 256
 #: per connection (measured ~310 KiB in all); the pool's own TLS, ~40-50 KiB (OpenSSL's state
 #: and buffers, the connection, the exchange).
 MAX_BYTES_PER_CONNECTION: Final = 128 * 1024
-TIMEOUTS: Final[dict[str, float | None]] = {"connect": 60.0, "read": 60.0, "write": 60.0}
-#: A bound on waiting for the server, so a broken test fails instead of hanging.
-BOUND: Final = 60.0
 
 #: The server, in a process of its own: its TLS memory is not the client's. It answers a
 #: request for /hold only once `count` of them are pending, every other request at once.
@@ -79,10 +74,6 @@ asyncio.run(main(sys.argv[1], int(sys.argv[2])))
 """
 
 
-def request(path: str) -> Wire:
-    return Wire(f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode("ascii"))
-
-
 def resident_bytes() -> int:
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
@@ -95,17 +86,11 @@ def chain(ca: trustme.CA, tmp_path: Path) -> str:
     return str(path)
 
 
-async def exchange(pool: Pool, path: str) -> bytes:
-    answer = await asyncio.wait_for(pool.exchange(request(path), b"GET", TIMEOUTS, None), BOUND)
-    answer.finish(keep=True)
-    return answer.body
-
-
 @pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="reads /proc/self/statm")
 async def test_a_tls_connection_costs_far_less_than_asyncios_buffer(
     chain: str, trusting_context: ssl.SSLContext
 ) -> None:
-    async with server_process(SERVER, chain, str(CONNECTIONS), bound=BOUND) as port:
+    async with server_process(SERVER, chain, str(CONNECTIONS)) as port:
         pool, _, _ = make_pool(
             f"https://{HOST}:{port}",
             max_connections=CONNECTIONS,
@@ -114,10 +99,10 @@ async def test_a_tls_connection_costs_far_less_than_asyncios_buffer(
             parser="plain",
         )
         try:
-            assert await exchange(pool, "/warm") == b"ok"  # imports, the context's first use
+            assert await get(pool, "/warm") == b"ok"  # imports, the context's first use
             gc.collect()
             before = resident_bytes()
-            bodies = await asyncio.gather(*(exchange(pool, "/hold") for _ in range(CONNECTIONS)))
+            bodies = await asyncio.gather(*(get(pool, "/hold") for _ in range(CONNECTIONS)))
             # Every connection is open (idle in the pool) and holds whatever it holds.
             gc.collect()
             grown = resident_bytes() - before
@@ -164,17 +149,15 @@ async def test_the_servers_close_notify_retires_an_idle_connection(
         parser="plain",
     )
     try:
-        answer = await pool.exchange(request("/one"), b"GET", TIMEOUTS, None)
-        answer.finish(keep=True)
+        assert await get(pool, "/one") == b"ok"
         await asyncio.wait_for(closed.wait(), BOUND)
         await until(lambda: pool.connections == 0, "the close_notify seen: connection retired")
         # The next request goes on a new connection, and is answered.
-        assert await exchange(pool, "/two") == b"ok"
+        assert await get(pool, "/two") == b"ok"
     finally:
         await pool.aclose()
         server.close()
         await server.wait_closed()
-    assert answer.body == b"ok"
     assert connections == 2
 
 
