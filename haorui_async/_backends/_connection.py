@@ -346,8 +346,4 @@ class BufferedConnection(Connection, asyncio.BufferedProtocol):
 
     def buffer_updated(self, nbytes: int) -> None:
         # Copied out at once: the buffer is the pool's, and the next read overwrites it.
-        data = bytes(self.pool.read_buffer[:nbytes])
-        if self._tls is not None:
-            self._tls_received(data)
-        else:
-            self._plain_received(data)
+        self.data_received(bytes(self.pool.read_buffer[:nbytes]))

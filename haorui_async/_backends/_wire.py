@@ -537,13 +537,7 @@ class HttptoolsReader(_Reading):
         if self._renew:
             self._parser = self._httptools.HttpResponseParser(self)
             self._renew = False
-        # `_reset()` inlined: this runs once per request. (The answer's lists are made or
-        # cleared when it begins: `on_message_begin`.)
-        self._status = 0
-        self._size = 0
-        self._head_seen = 0
-        self._head_done = False
-        self._length_checked = False
+        self._reset()
         self._done = None
         self._stray = False
         self._head_only = method == b"HEAD"
@@ -607,8 +601,7 @@ class HttptoolsReader(_Reading):
         if self._done is not None:
             self._stray = True  # a second answer to one request
             return
-        self._headers = []
-        self._body.clear()
+        self._headers = []  # the answer's own: its RawAnswer keeps the list
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if self._done is None:
