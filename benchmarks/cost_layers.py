@@ -19,6 +19,9 @@ before it:
 
 - `floor`: the floor client of the benchmark suite (asyncio streams, one prebuilt request,
   `json.loads` of the answer): what Python itself needs to post SendSMS;
+- `floor + contract`: the floor, and per message the least of what the SDK's contract asks
+  (the number and the text checked, a fresh uid from the OS, the body written with them,
+  the answer's uid checked): a lower bound on any SDK's `send` in Python, not a layer;
 - `transport`: `FastBackend.exchange` of a prebuilt request: the pool, the connection, the
   request's bytes, the answer read by httptools, the connection handed back;
 - `+ answer`: and the answer read into a `SendResult` (`read_response`);
@@ -54,10 +57,19 @@ from benchmarks.suite.report import machine_info  # noqa: E402
 from benchmarks.suite.server import child_env, ensure_command  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
-VARIANTS: Final = ("floor", "transport", "+ answer", "+ request", "send_message", "send")
+VARIANTS: Final = (
+    "floor",
+    "floor + contract",
+    "transport",
+    "+ answer",
+    "+ request",
+    "send_message",
+    "send",
+)
 #: What each variant adds to the one before it (the report's words).
 ADDS: Final = {
     "floor": "asyncio streams, a prebuilt request, json.loads",
+    "floor + contract": "number and text checked, uid from the OS, body, answer's uid checked",
     "transport": "pool, connection, request bytes, httptools, hand-back",
     "+ answer": "read_response: JSON, uid check, SendResult",
     "+ request": "RequestBuilder: the body from the message",
@@ -88,8 +100,9 @@ async def _variant_sends(name: str, url: str) -> tuple[Callable[[], Awaitable[No
     from haorui_async._protocol import read_response
 
     stack = contextlib.AsyncExitStack()
-    if name == "floor":
-        return await stack.enter_async_context(floor_session(url)), stack
+    if name in ("floor", "floor + contract"):
+        contract = name == "floor + contract"
+        return await stack.enter_async_context(floor_session(url, contract=contract)), stack
     sender = await stack.enter_async_context(
         AsyncSender(
             api_id=account.API_ID,
@@ -248,9 +261,10 @@ def render(results: dict[str, float], meta: dict[str, Any]) -> str:
         previous = value
     lines += [
         "",
-        "`added` is the row's count less the row above (the floor is no layer of the SDK: "
-        "`transport` is compared with nothing). A row's `÷ floor` is what that much of the SDK "
-        "costs against the least Python can do.",
+        "`added` is the row's count less the row above (the floor and `floor + contract` are "
+        "no layer of the SDK: `transport` is compared with nothing). A row's `÷ floor` is what "
+        "that much of the SDK costs against the least Python can do; `floor + contract` is the "
+        "least a `send` that keeps the SDK's contract can cost, written by hand on the floor.",
         "",
     ]
     return "\n".join(lines)

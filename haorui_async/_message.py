@@ -48,18 +48,18 @@ def normalize_phonenumber(value: object) -> str:
     `8613912345678` all become `"8613912345678"`. Raises `InvalidMessage` naming
     `phonenumber` for anything else.
     """
+    if (
+        type(value) is str
+        and 7 <= len(value) <= 15
+        and value.isdigit()
+        and value.isascii()
+        and value[0] != "0"
+    ):
+        return value  # the gateway's form already (most numbers, so checked first)
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, str):
         raise InvalidMessage("phonenumber", value, "expected a string of digits")
-    if (
-        type(value) is str
-        and 7 <= len(value) <= 15
-        and value.isascii()
-        and value.isdigit()
-        and value[0] != "0"
-    ):
-        return value  # the gateway's form already (most numbers, so checked first)
     digits = _PHONE_PUNCTUATION.sub("", value)
     if digits.startswith("+"):
         digits = digits[1:]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Final, Literal, Protocol
@@ -27,6 +28,9 @@ import attrs
 from haorui_async._defaults import DEFAULT_MAX_CONCURRENCY, SEND_SMS_PATH
 
 from . import account
+
+#: A str as ASCII JSON, quotes included.
+_escape: Final = json.encoder.encode_basestring_ascii
 
 __all__ = ["CLIENTS", "BadAnswer", "ClientSpec", "Send", "client", "floor_session"]
 
@@ -265,12 +269,19 @@ class _Connection:
 
 
 @contextlib.asynccontextmanager
-async def floor_session(url: str, ssl_context: ssl.SSLContext | None = None) -> AsyncIterator[Send]:
+async def floor_session(
+    url: str, ssl_context: ssl.SSLContext | None = None, *, contract: bool = False
+) -> AsyncIterator[Send]:
     """The minimal client: a LIFO of idle keep-alive connections, one prebuilt request.
 
     No pool limit, no timeouts, no retries: the least Python can do to post SendSMS, and so
     the floor every other client is compared with. An https `url` is verified with
     `ssl_context` (by default, the system's trusted authorities).
+
+    `contract=True` adds, per message and at its least, what an SDK's contract asks of a
+    send beyond the floor's: the number and the text checked, a fresh uid from the OS, the
+    request written with them, and the answer's uid checked against it (a lower bound on the
+    SDK's own work, for `benchmarks/cost_layers.py`).
     """
     if url.startswith("https://") and ssl_context is None:
         ssl_context = ssl.create_default_context()
@@ -278,26 +289,46 @@ async def floor_session(url: str, ssl_context: ssl.SSLContext | None = None) -> 
     host_port = url.split("://", 1)[1].rstrip("/")
     host, _, port = host_port.rpartition(":")
     body = account.payload_bytes()
-    request = (
-        f"POST {SEND_SMS_PATH} HTTP/1.1\r\nHost: {host_port}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-    ).encode("ascii") + body
+    head = (
+        f"POST {SEND_SMS_PATH} HTTP/1.1\r\nHost: {host_port}\r\nContent-Type: application/json\r\n"
+    )
+    request = f"{head}Content-Length: {len(body)}\r\n\r\n".encode("ascii") + body
+    # The body up to the per-message fields (the account's, the same for every message).
+    fixed = json.dumps(account.payload(), separators=(",", ":")).partition(',"phonenumber"')[0]
     idle: list[_Connection] = []
     opened: list[_Connection] = []
 
     async def send() -> None:
+        uid = None
+        if contract:
+            phone, text = account.PHONENUMBER, account.TEXTMESSAGE
+            if not (7 <= len(phone) <= 15 and phone.isascii() and phone.isdigit()):
+                raise ValueError("phonenumber")
+            if not text.strip():
+                raise ValueError("textmessage")
+            uid = os.urandom(16).hex()
+            body = (
+                f'{fixed},"phonenumber":{_escape(phone)},"textmessage":{_escape(text)},'
+                f'"uid":"{uid}"}}'
+            ).encode("ascii")
+            exchanged = f"{head}Content-Length: {len(body)}\r\n\r\n".encode("ascii") + body
+        else:
+            exchanged = request
         if idle:
             connection = idle.pop()
         else:
             connection = _Connection(*await asyncio.open_connection(host, int(port), ssl=tls))
             opened.append(connection)
-        status, answer = await connection.exchange(request)
+        status, answer = await connection.exchange(exchanged)
         # Only a connection whose answer was read whole is reused; a broken one is left
         # to the teardown, which closes every connection ever opened.
         idle.append(connection)
         if status != 200:
             raise BadAnswer(f"HTTP {status}")
-        _check(json.loads(answer))
+        decoded = json.loads(answer)
+        _check(decoded)
+        if uid is not None and decoded.get("uid") != uid:
+            raise BadAnswer(f"the answer is for another message: {decoded!r:.200}")
 
     try:
         yield send

@@ -19,7 +19,7 @@ from haorui_async.testing import EmulatorProcess
 @pytest.mark.parametrize("name", VARIANTS)
 async def test_every_variant_sends_its_messages(name: str, emulator: EmulatorProcess) -> None:
     # Each variant raises on an answer that is not an acceptance (the floor and the SDK's
-    # read_response check it; `transport` checks the status).
+    # read_response check it, `floor + contract` its uid too; `transport` checks the status).
     assert await run_variant(name, emulator.base_url, 30, warmup=10) == 30
 
 
@@ -40,7 +40,7 @@ def test_per_message_is_the_difference_of_two_runs_over_their_messages() -> None
 
 
 def test_the_report_gives_each_layers_addition_and_its_ratio_to_the_floor() -> None:
-    results = dict(zip(VARIANTS, [100.0, 90.0, 120.0, 130.0, 140.0, 160.0], strict=True))
+    results = dict(zip(VARIANTS, [100.0, 110.0, 90.0, 120.0, 130.0, 140.0, 160.0], strict=True))
     meta = {
         "date": "2026-12-06T20:00:00+00:00",
         "cpu": "cpu",
@@ -53,6 +53,9 @@ def test_the_report_gives_each_layers_addition_and_its_ratio_to_the_floor() -> N
         "seconds": 180.0,
     }
     report = render(results, meta)
+    assert "| `floor` | asyncio streams, a prebuilt request, json.loads | 100 |  | 1.00 |" in report
+    assert "| `floor + contract` | number and text checked" in report
+    assert "| 110 | +10 | 1.10 |" in report
     assert (
         "| `+ answer` | read_response: JSON, uid check, SendResult | 120 | +30 | 1.20 |" in report
     )
