@@ -111,9 +111,12 @@ class SendResult:
     def from_json(cls, body: Mapping[str, Any], message: SMS, attempts: int = 1) -> SendResult:
         """Build from a decoded `status: "S"` answer; raise `ValueError` if it is not one."""
         message_id = body.get("message_id")
-        if isinstance(message_id, bool) or not isinstance(message_id, (int, str)):
+        if type(message_id) is str:
+            message_id = message_id.strip()
+        elif isinstance(message_id, bool) or not isinstance(message_id, (int, str)):
             raise ValueError(f"message_id is not an integer or a string: {message_id!r}")
-        message_id = str(message_id).strip()
+        else:
+            message_id = str(message_id).strip()
         if not message_id:
             raise ValueError("message_id is empty")
         uid = body.get("uid")
@@ -364,7 +367,8 @@ def read_response(
             attempts=attempts,
         )
     status = decoded.get("status")
-    status = status.strip().upper() if isinstance(status, str) else status
+    if status != "S" and isinstance(status, str):
+        status = status.strip().upper()
     if status == "S":
         try:
             return SendResult.from_json(decoded, message, attempts)
