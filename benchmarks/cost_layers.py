@@ -4,7 +4,10 @@
     python benchmarks/cost_layers.py --loop uvloop
 
 CPU time per message moves from run to run on a shared machine by more than the differences
-between layers; instruction counts do not. Each variant below runs in a child interpreter
+between layers; on a quiet machine instruction counts repeat to within about 1%. Run it alone:
+another busy process slows the server and so changes how many answers each turn of the
+client's event loop finds, and with it the count (send was seen at 200k instead of 158k
+while tests ran beside it). Each variant below runs in a child interpreter
 under valgrind's callgrind, twice, with `--small` and `--large` messages after the same
 warm-up; instructions per message = (large run - small run) / (large - small), so start-up,
 imports, the warm-up and the connections' opening cancel out. Counted: user-space
@@ -244,8 +247,8 @@ def render(results: dict[str, float], meta: dict[str, Any]) -> str:
         f"warm-up, C={CONCURRENCY}; nginx on 127.0.0.1 (`python benchmarks/cost_layers.py"
         f"{' --loop uvloop' if meta['loop'] == 'uvloop' else ''}`, {meta['seconds']:.0f} s).",
         "",
-        "Client user-space instructions per message counted by callgrind (deterministic: the "
-        "machine's load does not move them). The kernel's work is not counted: the same send "
+        "Client user-space instructions per message counted by callgrind (on a quiet machine "
+        "they repeat to within about 1%). The kernel's work is not counted: the same send "
         "and recv for every variant, and for `send_message` and `send` a getpid (Python "
         "3.10-3.11's `get_running_loop`), for `send` a getrandom (the uid). Each SDK row adds "
         "one layer to the row above.",

@@ -199,7 +199,8 @@ class Admission:
 
     def leave(self) -> None:
         """Give the slot back: to the first waiter still waiting, or to the free ones."""
-        if not hand_over(self._waiters, None):
+        waiters = self._waiters
+        if not (waiters and hand_over(waiters, None)):
             self._free += 1
 
     def note(self, failure: SendError, retry_after_cap: float) -> None:
