@@ -126,11 +126,12 @@ class Connection(asyncio.Protocol):
         self._received = True
         try:
             answer = self.reader.feed(data)
-        except AnswerTooLarge as exc:
-            self.abort(httpx.RemoteProtocolError(f"the answer is too large: {exc}"))
+        except AnswerTooLarge as too_large:
+            self.abort(httpx.RemoteProtocolError(f"the answer is too large: {too_large}"))
             return
-        except MalformedAnswer as exc:
-            self.abort(httpx.RemoteProtocolError(f"the answer is not valid HTTP/1.1 ({exc})"))
+        except MalformedAnswer as malformed:
+            # (Its own name: compiled, one name is one type.)
+            self.abort(httpx.RemoteProtocolError(f"the answer is not valid HTTP/1.1 ({malformed})"))
             return
         if answer is not None:
             self._settle(answer)

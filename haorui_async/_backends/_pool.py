@@ -45,6 +45,8 @@ READ_BUFFER_SIZE: Final = 64 * 1024
 #: The bound of a TLS handshake when neither a connect timeout nor a deadline bounds it:
 #: asyncio's own default (`ssl_handshake_timeout`), which applied before TLS moved here.
 _HANDSHAKE_TIMEOUT: Final = 60.0
+#: What `Pool.exchange` holds in place of a request once written.
+_SENT: Final = Wire(b"")
 
 Timeouts = dict[str, float | None]
 
@@ -242,7 +244,8 @@ class Pool:
             waiter = conn.exchange(wire.data, method, timeouts, deadline)
             # The request is out: the wait for its answer holds no reference to its bytes
             # (nor one more object per request in flight for the garbage collector to walk).
-            del wire
+            # Rebound, not deleted: compiled (mypyc), a coroutine's local cannot be deleted.
+            wire = _SENT
             answer = await waiter
         except BaseException:
             conn.abort()

@@ -17,7 +17,7 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Final, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, Protocol, cast
 
 import h11
 
@@ -478,10 +478,12 @@ class H11Reader(_Reading):
                     _check_head(self._headers, self._max_head)
                     _check_length(self._headers, self._max_body)
                 elif isinstance(event, h11.Data):
-                    self._size += len(event.data)
+                    # A bytearray, though h11 declares bytes (compiled code would check it).
+                    chunk: bytes | bytearray = cast(Any, event).data
+                    self._size += len(chunk)
                     if self._size > self._max_body:
                         raise AnswerTooLarge(f"the answer's body is past {self._max_body} bytes")
-                    self._body.append(bytes(event.data))
+                    self._body.append(bytes(chunk))
                 elif isinstance(event, h11.EndOfMessage):
                     keep_alive = (
                         conn.our_state is h11.DONE
@@ -515,8 +517,11 @@ class HttptoolsReader(_Reading):
     ) -> None:
         import httptools
 
-        self._httptools = httptools
-        self._parser: httptools.HttpResponseParser = httptools.HttpResponseParser(self)
+        # The parts of httptools used per answer (an optional dependency, imported here).
+        self._new_parser: type[httptools.HttpResponseParser] = httptools.HttpResponseParser
+        self._upgrade: type[Exception] = httptools.HttpParserUpgrade
+        self._parse_error: type[Exception] = httptools.HttpParserError
+        self._parser = self._new_parser(self)
         self._done: RawAnswer | None = None
         self._too_large: str | None = None
         self._stray = False
@@ -535,7 +540,7 @@ class HttptoolsReader(_Reading):
 
     def start(self, method: bytes) -> None:
         if self._renew:
-            self._parser = self._httptools.HttpResponseParser(self)
+            self._parser = self._new_parser(self)
             self._renew = False
         self._reset()
         self._done = None
@@ -548,19 +553,20 @@ class HttptoolsReader(_Reading):
         self._reading = len(data)
         try:
             self._parser.feed_data(data)
-        except self._httptools.HttpParserUpgrade:
+        except self._upgrade:
             raise MalformedAnswer("the server switched protocols") from None
-        except self._httptools.HttpParserError as exc:
+        except self._parse_error as exc:
             if self._too_large is not None:
                 raise AnswerTooLarge(self._too_large) from None
-            if self._finished():
+            if self._answer() is not None:
                 # llhttp stopped at bytes after the whole answer: the answer stands, the
                 # connection is retired.
                 return self._trailing()
             raise MalformedAnswer(str(exc)) from None
         if self._too_large is not None:
             raise AnswerTooLarge(self._too_large)
-        if not self._finished():
+        done = self._answer()
+        if done is None:
             if not self._head_done:
                 # Everything read since the head began (or since an interim answer ended) is
                 # counted as head.
@@ -574,12 +580,13 @@ class HttptoolsReader(_Reading):
             return None
         if self._stray:
             return self._trailing()
-        return self._done
+        return done
 
-    def _finished(self) -> bool:
-        # A method, not `self._done is not None` inline: the parser's callbacks set it during
-        # `feed_data()`, which a type checker's narrowing cannot see.
-        return self._done is not None
+    def _answer(self) -> RawAnswer | None:
+        # A method, not `self._done` inline: the parser's callbacks set it during
+        # `feed_data()`, which a type checker's narrowing (and compiled code's checks of what
+        # it narrowed) cannot see.
+        return self._done
 
     def _trailing(self) -> RawAnswer:
         done = self._done
