@@ -128,6 +128,67 @@ def bench(session: nox.Session) -> None:
     session.run("python", "benchmarks/run.py", *session.posargs)
 
 
+#: The modules the compiled build compiles (mypyc, through hatch-mypyc): one list, the hook's.
+COMPILED: list[str] = PYPROJECT["tool"]["hatch"]["build"]["targets"]["wheel"]["hooks"]["mypyc"][
+    "include"
+]
+
+
+@nox.session(default=False)
+def compiled(session: nox.Session) -> None:
+    """The compiled build against the core, conformance and hostile suites.
+
+    Builds the wheel from the sdist, as `pip install --no-binary` does, with
+    `HATCH_BUILD_HOOK_ENABLE_MYPYC=1` (the modules of `COMPILED` compiled by mypyc, beside
+    their source; built from the sdist, nothing is left in the working tree), installs it,
+    and runs the suites from a copy of `tests/` and `benchmarks/` with no package source
+    beside them, so they import the wheel. `nox -s compiled -- benchmarks/cost_layers.py`
+    runs a script there instead of the tests.
+    """
+    session.install("build>=1.2", *nox.project.dependency_groups(PYPROJECT, "test"))
+    tmp = Path(session.create_tmp()).resolve()
+    dist, wheels, tree = tmp / "dist", tmp / "wheels", tmp / "tree"
+    for made in (dist, wheels, tree):
+        shutil.rmtree(made, ignore_errors=True)
+    session.run("python", "-m", "build", "--sdist", "--outdir", str(dist), ".")
+    (sdist,) = dist.glob("*.tar.gz")
+    session.run(
+        "python",
+        "-m",
+        "pip",
+        "wheel",
+        "--no-deps",
+        "--wheel-dir",
+        str(wheels),
+        str(sdist),
+        env={"HATCH_BUILD_HOOK_ENABLE_MYPYC": "1"},
+    )
+    (wheel,) = wheels.glob("*.whl")
+    session.install(f"{wheel}{EXTRAS.removeprefix('.')}")
+    session.install("--force-reinstall", "--no-deps", str(wheel))
+    for name in ("tests", "benchmarks"):
+        shutil.copytree(name, tree / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy2("pyproject.toml", tree)
+    modules = [path.removesuffix(".py").replace("/", ".") for path in COMPILED]
+    with session.chdir(tree):
+        session.run(
+            "python",
+            "-c",
+            "import importlib, sys\n"
+            f"for name in {modules!r}:\n"
+            "    where = importlib.import_module(name).__file__\n"
+            "    if not where.endswith('.so') or 'site-packages' not in where:\n"
+            "        sys.exit(f'{name} is not the compiled one: {where}')\n"
+            f"print({len(modules)}, 'modules compiled')",
+        )
+        if session.posargs:
+            session.run("python", *session.posargs)
+        else:
+            session.run(
+                "python", "-m", "pytest", "tests/core", "tests/conformance", "tests/hostile"
+            )
+
+
 @nox.session(default=False)
 def docs(session: nox.Session) -> None:
     """Build the documentation site (`mkdocs build --strict`), then test its pages and examples."""

@@ -212,8 +212,9 @@ class RequestBuilder:
             f'"api_password":{_escape(account["api_password"].reveal())},"sms_type":'
         )
         # A message with no type or sender id of its own (most): the body up to its encoding,
-        # and from there to its number. Encodings are "T" and "U" and numbers are digits (both
-        # checked when the SMS was built), so they go in as they are.
+        # and from there to its number. Its number is digits (checked when the SMS was built)
+        # and its encoding "T" or "U" (checked again where it is written), so both go in as
+        # they are.
         sender = account["sender_id"]
         self._around_encoding = (
             None
@@ -240,7 +241,12 @@ class RequestBuilder:
         callback_url = sms.callback_url
         end = "}" if callback_url is None else f',"callback_url":{_escape(callback_url)}}}'
         around = self._around_encoding
-        if around is not None and sms.sms_type is None and sms.sender_id is None:
+        if (
+            around is not None
+            and sms.sms_type is None
+            and sms.sender_id is None
+            and (enc == "T" or enc == "U")
+        ):
             body = (
                 f'{around[0]}{enc}{around[1]}{sms.phonenumber}","textmessage":{_escape(text)},'
                 f'"uid":{_escape(sms.uid)}{end}'

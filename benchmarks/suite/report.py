@@ -44,6 +44,22 @@ _LIBRARIES: Final = (
 )
 
 
+def compiled_modules(package: Path | None = None) -> list[str]:
+    """The modules of haorui-async (or of the package at `package`) that are compiled
+    (`nox -s compiled`): each an extension module beside its source; none in the pure-Python
+    build."""
+    if package is None:
+        import haorui_async
+
+        package = Path(haorui_async.__file__).parent
+    return sorted(
+        # (An extension's name carries its interpreter: `_pool.cpython-311-x86_64-linux-gnu.so`.)
+        ".".join((*path.relative_to(package.parent).parent.parts, path.name.split(".", 1)[0]))
+        for path in package.rglob("*")
+        if path.suffix in (".so", ".pyd")
+    )
+
+
 def machine_info() -> dict[str, Any]:
     """CPU model, cores, load, OS, Python and library versions, and the date (UTC)."""
     cpu = platform.processor() or platform.machine()
@@ -61,6 +77,9 @@ def machine_info() -> dict[str, Any]:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             versions[name] = None
+    compiled = compiled_modules()
+    if compiled and versions.get("haorui-async"):
+        versions["haorui-async"] = f"{versions['haorui-async']} (compiled: {len(compiled)} modules)"
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "cpu": cpu,

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from benchmarks.suite.report import (
+    compiled_modules,
     machine_info,
     ratios,
     render_markdown,
@@ -151,6 +152,17 @@ def test_machine_info_names_the_cpu_python_and_libraries() -> None:
     assert platform.python_version() in info["python"]
     assert info["libraries"]["httpx"]
     assert "T" in info["date"]
+
+
+def test_compiled_modules_are_the_extensions_beside_the_source(tmp_path: Path) -> None:
+    package = tmp_path / "pkg"
+    (package / "_backends").mkdir(parents=True)
+    for name in ("__init__.py", "_sender.py", "_backends/__init__.py", "_backends/_pool.py"):
+        (package / name).write_text("")
+    assert compiled_modules(package) == []
+    (package / "_backends/_pool.cpython-311-x86_64-linux-gnu.so").write_bytes(b"")
+    (package / "_sender.cp311-win_amd64.pyd").write_bytes(b"")
+    assert compiled_modules(package) == ["pkg._backends._pool", "pkg._sender"]
 
 
 @pytest.mark.parametrize("ceiling", [9000.0, None])
