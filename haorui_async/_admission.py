@@ -2,11 +2,11 @@
 
 Every wait ends at the deadline, with `Late` (a send makes it `NotSent`): nothing was sent.
 A cancelled wait leaves nothing taken. A limiter is anything with `async acquire()` (the
-`Limiter` protocol): the local one is aiolimiter's leaky bucket; a limiter shared by many
-processes (`haorui_async.redis.RedisRateLimiter`) plugs in here. A limiter may also offer
-`acquire_within(seconds) -> bool` (it then never reserves a turn past the deadline) and
-`pause(seconds)` (a 429's pause, shared with the other processes). A limiter that fails (its
-server down) makes the send `NotSent`: never an unlimited send.
+`Limiter` protocol, in `_limiters`): the local one is aiolimiter's leaky bucket; a limiter
+shared by many processes (`haorui_async.redis.RedisRateLimiter`) plugs in here. A limiter
+may also offer `acquire_within(seconds) -> bool` (it then never reserves a turn past the
+deadline) and `pause(seconds)` (a 429's pause, shared with the other processes). A limiter
+that fails (its server down) makes the send `NotSent`: never an unlimited send.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ import asyncio
 import collections
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Literal, Protocol, runtime_checkable
 
 from . import _defaults as defaults
 from ._backends._pool import hand_over, timeout_at
 from ._exceptions import ConfigurationError, SendError
+from ._limiters import Limiter, PausingLimiter, TimedLimiter, Waits
 
 __all__ = [
     "Admission",
@@ -39,34 +39,6 @@ class Late(Exception):
 
     The caller says what this means for it (`NotSent` for a message).
     """
-
-
-@runtime_checkable
-class Limiter(Protocol):
-    """What a rate limiter must offer: `acquire()` returns when one request may start."""
-
-    async def acquire(self) -> None: ...
-
-
-@runtime_checkable
-class TimedLimiter(Protocol):
-    """A limiter that can be asked for a turn within a time: True once it has come, False
-    at once (reserving nothing) if it would come later."""
-
-    async def acquire_within(self, seconds: float | None) -> bool: ...
-
-
-@runtime_checkable
-class PausingLimiter(Protocol):
-    """A limiter that holds every turn for a while: the gateway's pause, for every process."""
-
-    async def pause(self, seconds: float) -> None: ...
-
-
-class Waits(Protocol):
-    """Where the time an attempt waits at admission is told (`_telemetry.SendTrace`)."""
-
-    def waited(self, reason: Literal["rate_limit", "pause"], seconds: float) -> None: ...
 
 
 def local_limiter(rate: float) -> Limiter:

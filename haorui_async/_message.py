@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Final
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 import attrs
 
 from ._encoding import _NON_GSM
 from ._exceptions import InvalidMessage
+from ._native import mypyc_attr
 
 __all__ = [
     "SMS",
@@ -158,6 +159,7 @@ def check_callback_url(value: object) -> str | None:
     raise InvalidMessage("callback_url", value, "expected an absolute http:// or https:// URL")
 
 
+@mypyc_attr(native_class=False)
 @attrs.frozen
 class SMS:
     """One SMS, validated when it is built: bad input raises `InvalidMessage` naming the field.
@@ -187,14 +189,18 @@ class SMS:
     callback_url: str | None = attrs.field(default=None, kw_only=True)
 
     def __attrs_post_init__(self) -> None:
-        if self.sms_type is not None:
-            object.__setattr__(self, "sms_type", check_sms_type(self.sms_type))
-        if self.encoding is not None:
-            object.__setattr__(self, "encoding", check_encoding(self.encoding))
-        if self.sender_id is not None:
-            check_sender_id(self.sender_id)
-        if self.callback_url is not None:
-            check_callback_url(self.callback_url)
+        # The fields as given, unchecked: read through `Any`, since compiled (mypyc) a read
+        # of a field declared `str | None` raises TypeError on an int before the check below
+        # can name the field.
+        given: Any = self
+        if given.sms_type is not None:
+            object.__setattr__(self, "sms_type", check_sms_type(given.sms_type))
+        if given.encoding is not None:
+            object.__setattr__(self, "encoding", check_encoding(given.encoding))
+        if given.sender_id is not None:
+            check_sender_id(given.sender_id)
+        if given.callback_url is not None:
+            check_callback_url(given.callback_url)
         if self.encoding == "T":
             bad = _NON_GSM.search(self.textmessage)
             if bad is not None:

@@ -11,7 +11,7 @@ import email.utils
 import json
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Final
+from typing import Any, Final, cast
 from urllib.parse import urlencode
 
 import attrs
@@ -26,6 +26,7 @@ from ._exceptions import (
     SubmissionFailed,
 )
 from ._message import SMS
+from ._native import mypyc_attr
 from ._secrets import Secret, scrub
 
 __all__ = [
@@ -76,6 +77,7 @@ class Request:
         )
 
 
+@mypyc_attr(native_class=False)
 @attrs.frozen
 class SendResult:
     """The gateway's answer to an accepted message (`status == "S"`).
@@ -99,8 +101,10 @@ class SendResult:
     uid: str | None
     body: Mapping[str, Any] = attrs.field(repr=False)
     message: SMS = attrs.field(repr=False, eq=False)
-    attempts: int = attrs.field(default=1, eq=False)
-    reconciled: bool = attrs.field(default=False, eq=False)
+    # The defaults typed Any: compiled (mypyc), a default typed int or bool is taken for the
+    # field's value and unboxed, which attrs' field definition is not.
+    attempts: int = attrs.field(default=cast(Any, 1), eq=False)
+    reconciled: bool = attrs.field(default=cast(Any, False), eq=False)
 
     @property
     def ok(self) -> bool:
