@@ -61,7 +61,8 @@ class Emulator:
         received: requests received on the SendSMS path, faults included (lookups are
             counted apart: `stats()["lookups"]`).
         reports: delivery reports by fate: "sent", "failed", "skipped" (a non-loopback
-            URL, not allowed), "dropped" (too many pending).
+            URL, not allowed), "dropped" (too many pending). A push that got no answer or
+            a 5xx is made again (`stats()["report_retries"]` counts those) before it fails.
     """
 
     def __init__(
@@ -108,6 +109,7 @@ class Emulator:
             "received": self.received,
             "faults": dict(self.faults.served),
             "reports": dict(self.reports),
+            "report_retries": self._pusher.retries,
         }
 
     def stop(self) -> None:

@@ -1,8 +1,11 @@
 """The emulator's delivery reports: each accepted message's report, pushed to its callback URL.
 
 `ReportPusher` pushes one report per message that named a callback URL, `dlr_delay` seconds
-after its acceptance, at most `_PUSHES_IN_FLIGHT` at once, and counts each by its fate. Only
-loopback URLs are pushed to, unless the config sets `allow_remote_callbacks`.
+after its acceptance, at most `_PUSHES_IN_FLIGHT` at once, and counts each by its fate. A push
+that gets no answer (a connection error: e.g. the receiver closing an idle keep-alive
+connection just as the push is written on it) or a 5xx answer is pushed again, as a gateway
+does, up to `_PUSH_ATTEMPTS` times. Only loopback URLs are pushed to, unless the config sets
+`allow_remote_callbacks`.
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ __all__ = ["ReportPusher"]
 
 #: Delivery reports pushed at once; the others wait their turn.
 _PUSHES_IN_FLIGHT: Final = 50
+#: Attempts at each push: the first, then retries after `_RETRY_DELAY`, doubled each time.
+_PUSH_ATTEMPTS: Final = 5
+_RETRY_DELAY: Final = 0.1
 
 
 def _is_loopback(url: str) -> bool:
@@ -43,12 +49,14 @@ class ReportPusher:
     Attributes:
         reports: delivery reports by fate: "sent", "failed", "skipped" (a non-loopback
             URL, not allowed), "dropped" (too many pending).
+        retries: pushes made again after a connection error or a 5xx answer.
     """
 
     def __init__(self, config: EmulatorConfig, model: GatewayModel) -> None:
         self.config = config
         self.model = model
         self.reports: Counter[str] = Counter()
+        self.retries = 0
         self._pending: set[asyncio.Task[None]] = set()
         self._client: httpx.AsyncClient | None = None
         self._slots: asyncio.Semaphore | None = None
@@ -83,15 +91,27 @@ class ReportPusher:
         assert self._slots is not None
         assert message.callback_url is not None
         await asyncio.sleep(self.config.dlr_delay)
-        try:
-            async with self._slots:
-                response = await self._client.post(
-                    message.callback_url, json=delivery_report(message, status)
-                )
-        except httpx.HTTPError:
-            self.reports["failed"] += 1
-            return
-        self.reports["sent" if response.is_success else "failed"] += 1
+        report = delivery_report(message, status)
+        delay = _RETRY_DELAY
+        for attempt in range(1, _PUSH_ATTEMPTS + 1):
+            try:
+                async with self._slots:
+                    response = await self._client.post(message.callback_url, json=report)
+            except httpx.TransportError:
+                answered = False
+            except httpx.HTTPError:
+                answered = True
+            else:
+                if response.is_success:
+                    self.reports["sent"] += 1
+                    return
+                answered = response.status_code < 500
+            if answered or attempt == _PUSH_ATTEMPTS:
+                break
+            self.retries += 1
+            await asyncio.sleep(delay)
+            delay *= 2
+        self.reports["failed"] += 1
 
     async def aclose(self) -> None:
         """Cancel the pushes still pending, and close the client."""

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import stat
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -15,6 +17,7 @@ import pytest
 from haorui_async import NotSent, OutcomeUnknown, SubmissionFailed
 from haorui_async.testing import Emulator, EmulatorConfig, RespondWith, serve
 
+from ..conformance._servers import RawServer, read_head_and_body, reset
 from .conftest import ReportRecorder, eventually, make_sender
 
 pytestmark = pytest.mark.integration
@@ -158,6 +161,49 @@ async def test_a_delivery_report_reaches_the_callback_url(
     ]
     await eventually(lambda: emulator.reports["sent"] == 1)
     assert emulator.stats()["reports"] == {"sent": 1}
+
+
+class FailsFirst:
+    """A receiver that answers the first push of each report with a 503 (or, `reset`,
+    closes the connection without an answer), and the next with a 200."""
+
+    def __init__(self, reset: bool) -> None:
+        self.reset = reset
+        self.pushes: list[dict[str, Any]] = []
+        self.arrived = asyncio.Event()
+
+    async def __call__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: RawServer
+    ) -> None:
+        _, body = await read_head_and_body(reader)
+        report = json.loads(body)
+        first = report not in self.pushes
+        self.pushes.append(report)
+        if first and self.reset:
+            reset(writer)
+            return
+        status = b"503 Service Unavailable" if first else b"200 OK"
+        writer.write(b"HTTP/1.1 %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n" % status)
+        await writer.drain()
+        writer.close()
+        if not first:
+            self.arrived.set()
+
+
+@pytest.mark.parametrize("reset_first", [False, True], ids=["503", "reset"])
+@pytest.mark.emulator_config(dlr_delay=0.0)
+async def test_a_push_that_fails_is_made_again(emulator: Emulator, reset_first: bool) -> None:
+    """A gateway pushes a report again when its push got no answer or a 5xx (a receiver
+    closing an idle keep-alive connection as the push is written on it): the report arrives."""
+    receiver = FailsFirst(reset_first)
+    async with RawServer(receiver).serving() as server:
+        async with make_sender(emulator.base_url) as sender:
+            await sender.send(PHONE, "hello", uid="again-1", callback_url=server.url + "/dlr")
+        await asyncio.wait_for(receiver.arrived.wait(), 10)
+    assert [push["uid"] for push in receiver.pushes] == ["again-1", "again-1"]
+    await eventually(lambda: emulator.reports["sent"] == 1)
+    assert emulator.stats()["reports"] == {"sent": 1}
+    assert emulator.stats()["report_retries"] == 1
 
 
 @pytest.mark.emulator_config(dlr_delay=0.0, dlr_statuses="Delivered:0,Failed:1")
