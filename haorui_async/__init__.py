@@ -4,7 +4,8 @@ The path of one message, module by module (docs/architecture.md draws it whole):
 
 1. `_message.SMS` validates the message where it is built (`InvalidMessage` names the field);
    `_encoding` chooses GSM text or Unicode and counts the parts.
-2. `_sender.AsyncSender.send()` takes it, with the options `_config.SenderConfig` validated;
+2. `_sender.AsyncSender.send()` takes it, with the options `_config.SenderConfig` validated,
+   and its base's `_sender_core.SenderCore.send_message()` drives it from here on;
    `_protocol.RequestBuilder` adds the credentials (a `_secrets.Secret`) and the defaults.
 3. Each attempt waits its turn at `_admission.Admission` (rate limit, a 429 pause, a slot; every
    wait ends at the deadline), then goes out through a backend (`_backends`: the SDK's own

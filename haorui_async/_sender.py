@@ -1,6 +1,8 @@
 """`AsyncSender`: the adapter that drives one message through admission, a backend, retries.
 
-The path of one message (`send_message`): the request is built by `_protocol.RequestBuilder`;
+This module builds it and gives it its public face; the path itself (`send_message`, one
+`_attempt` each) is its base's, `_sender_core.SenderCore`, which the compiled build compiles.
+The path of one message: the request is built by `_protocol.RequestBuilder`;
 each attempt waits its turn at `_admission.Admission` (rate limit, a pause the gateway asked
 for, a slot), goes out through the backend (`_backends`), and its answer is read by
 `_protocol.read_response`; `_retry.RetryPolicy.next_wait` decides whether another attempt
@@ -12,53 +14,34 @@ follows each one through these steps; where nothing does, it is None.
 from __future__ import annotations
 
 import asyncio
-import enum
-import logging
 import ssl
 import time
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
 from types import TracebackType
-from typing import Literal, TypeVar
+from typing import Literal
 
-import attrs
 import httpx
 
 from . import _bulk
 from . import _defaults as defaults
-from ._admission import Admission, Late, Limiter, local_limiter
-from ._backends import make_backend, translate
-from ._backends._pool import clock_of
+from ._admission import Admission, Limiter, local_limiter
+from ._backends import make_backend
 from ._bulk import BulkReport, BulkSend
 from ._config import SenderConfig
-from ._exceptions import (
-    ConfigurationError,
-    NotSent,
-    OutcomeUnknown,
-    SenderClosed,
-    SendError,
-)
-from ._lookups import LookupsMixin, accepted_by
+from ._exceptions import ConfigurationError, SenderClosed
+from ._lookups import LookupsMixin
 from ._message import SMS
-from ._protocol import Request, RequestBuilder, SendResult, read_response
+from ._protocol import RequestBuilder, SendResult
 from ._reconcile import DeliveryTracker
 from ._retry import RetryPolicy
 from ._secrets import install_library_log_filter
-from ._telemetry import Observer, SendRecord, SendTrace, Telemetry, resolve_telemetry
+from ._sender_core import SenderCore, State
+from ._telemetry import Observer, SendRecord, Telemetry, resolve_telemetry
 
 __all__ = ["AsyncSender"]
 
-logger = logging.getLogger(defaults.LOGGER_NAME)
 
-_T = TypeVar("_T")
-
-
-class _State(enum.Enum):
-    UNOPENED = "unopened"
-    OPENED = "opened"
-    CLOSED = "closed"
-
-
-class AsyncSender(LookupsMixin):
+class AsyncSender(LookupsMixin, SenderCore):
     """Sends SMS through the HAORUI gateway, many at once, over one pool of connections.
 
     Use it as an async context manager, or call `aclose()` when done:
@@ -204,12 +187,10 @@ class AsyncSender(LookupsMixin):
         self._admission = Admission(config.max_concurrency, limiter, sleep)
         self._sleep = sleep
         self._clock = clock
-        # The event loop of the last send and its clock (`clock_of`): looked up once per loop.
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._loop_time: Callable[[], float] = time.monotonic
-        self._state = _State.UNOPENED
+        self._loop = None
+        self._loop_time = time.monotonic
+        self._state = State.UNOPENED
         self._telemetry = resolve_telemetry(config.telemetry)
-        #: What watches the sends, or None: then a send pays an `is None` check, no more.
         self._observer = self._make_observer()
 
     def _make_observer(self) -> Observer | None:
@@ -281,15 +262,15 @@ class AsyncSender(LookupsMixin):
 
     @property
     def closed(self) -> bool:
-        return self._state is _State.CLOSED
+        return self._state is State.CLOSED
 
     def _closed(self) -> bool:
-        return self._state is _State.CLOSED
+        return self._state is State.CLOSED
 
     async def __aenter__(self) -> AsyncSender:
-        if self._state is _State.CLOSED:
+        if self._state is State.CLOSED:
             raise SenderClosed("this AsyncSender is closed; create a new one")
-        self._state = _State.OPENED
+        self._state = State.OPENED
         return self
 
     async def __aexit__(
@@ -302,9 +283,9 @@ class AsyncSender(LookupsMixin):
 
     async def aclose(self) -> None:
         """Close the connection pool (a client passed in by the caller stays open)."""
-        if self._state is _State.CLOSED:
+        if self._state is State.CLOSED:
             return
-        self._state = _State.CLOSED
+        self._state = State.CLOSED
         await self._backend.aclose()
 
     def __repr__(self) -> str:
@@ -361,84 +342,6 @@ class AsyncSender(LookupsMixin):
             )
         return await self.send_message(sms)
 
-    async def send_message(self, sms: SMS, *, reconcile_unknown: bool | None = None) -> SendResult:
-        """Send a prepared `SMS`. Raises as `send()` does.
-
-        `reconcile_unknown` overrides the sender's option of that name for this message.
-        """
-        if self._state is not _State.OPENED:
-            if self._state is _State.CLOSED:
-                raise SenderClosed("this AsyncSender is closed; create a new one")
-            self._state = _State.OPENED
-        loop = asyncio.get_running_loop()
-        if loop is not self._loop:
-            self._loop, self._loop_time = loop, clock_of(loop)
-        loop_time = self._loop_time
-        clock = self._clock or loop_time
-        config = self.config
-        deadline = clock() + config.deadline
-        if reconcile_unknown is None:
-            reconcile_unknown = config.reconcile_unknown
-        tracker = self.tracker
-        if tracker is not None:
-            if sms.callback_url is None and tracker.callback_url is not None:
-                sms = attrs.evolve(sms, callback_url=tracker.callback_url)
-            if sms.callback_url == tracker.callback_url:
-                tracker.sent(sms.uid)  # before the request goes out, so its report is applied
-        request = self._encode(sms)
-        trace = None if self._observer is None else self._observer.start(sms)
-        attempt = 1
-        try:
-            while True:
-                try:
-                    # The deadline in event-loop time (an injected clock may run apart).
-                    at = deadline if self._clock is None else loop_time() + deadline - clock()
-                    result = await self._attempt(sms, request, at, attempt, trace)
-                    break
-                except SendError as failure:
-                    failure.ended_at = clock()
-                    if (
-                        isinstance(failure, OutcomeUnknown)
-                        and reconcile_unknown
-                        and not config.retry.retry_ambiguous
-                    ):
-                        found = await self._reconcile(failure, deadline)
-                        if trace is not None:
-                            trace.reconciled(found.verdict)
-                        if found.verdict == "accepted":
-                            result = accepted_by(found, sms, attempt)
-                            break
-                        if found.verdict == "unknown":
-                            raise
-                        if attempt >= config.retry.attempts:
-                            # Provably not accepted, and no attempt left to send it again.
-                            raise NotSent(
-                                f"{failure.detail}; reconciled: not accepted ({found.detail})",
-                                message=sms,
-                                status_code=failure.status_code,
-                                attempts=attempt,
-                            ) from failure
-                        wait = 0.0  # provably not accepted: send it again
-                    else:
-                        wait_or_stop = config.retry.next_wait(
-                            failure, attempt, now=clock(), deadline=deadline
-                        )
-                        if wait_or_stop is None:
-                            raise
-                        wait = wait_or_stop
-                    if trace is not None:
-                        trace.retrying(failure, attempt, wait)
-                if wait:
-                    await self._sleep(wait)
-                attempt += 1
-        except BaseException as exc:
-            if trace is not None:
-                trace.end(None, exc)
-            raise
-        if trace is not None:
-            trace.end(result, None)
-        return result
-
     def send_many(
         self,
         messages: Iterable[SMS] | AsyncIterable[SMS],
@@ -474,60 +377,3 @@ class AsyncSender(LookupsMixin):
     ) -> BulkReport:
         """Send every message and gather the outcomes in input order, with counts per kind."""
         return await _bulk.send_all(self, messages, concurrency=concurrency)
-
-    # -- one attempt ----------------------------------------------------------------------
-
-    async def _attempt(
-        self, sms: SMS, request: Request, deadline: float, attempt: int, trace: SendTrace | None
-    ) -> SendResult:
-        """One request for `sms` before `deadline` (event-loop time): wait for its turn, send,
-        read the answer."""
-        admission = self._admission
-        # `_loop_time` is the running loop's clock: `send_message` set it just before.
-        if not admission.enter_now(deadline, self._loop_time()):
-            try:
-                await admission.enter(deadline, trace)
-            except Late as late:
-                raise NotSent(str(late), message=sms, attempts=attempt) from None
-        if self._state is _State.CLOSED:
-            admission.leave()
-            raise SenderClosed("this AsyncSender is closed; create a new one")
-        lost: SendError | None = None
-        try:
-            if trace is None:
-                answer = await self._backend.exchange(request, deadline)
-            else:
-                answer = await trace.exchange(self._backend, request, deadline)
-        except Exception as exc:
-            # The one place a transport's failure becomes the SDK's (`translate`).
-            lost = translate(exc, sms, attempt, self._password)
-            if lost.__cause__ is exc:
-                raise lost from exc
-        finally:
-            admission.leave()
-        if lost is not None:
-            # Raised outside the except block: the original carried the password.
-            raise lost
-        try:
-            result = read_response(
-                answer.status,
-                answer.headers,
-                answer.body,
-                sms,
-                attempts=attempt,
-                secret=self._password,
-            )
-        except SendError as failure:
-            # An answer that is not the documented one for this message: what else comes on
-            # its connection cannot be trusted either.
-            answer.finish(keep=not isinstance(failure, OutcomeUnknown))
-            if logger.isEnabledFor(logging.DEBUG):
-                logger.debug("attempt %d uid=%s: %s", attempt, sms.uid, type(failure).__name__)
-            admission.note(failure, self.config.retry.retry_after_cap)
-            raise
-        answer.finish(keep=True)
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug(
-                "attempt %d uid=%s: accepted, message_id=%s", attempt, sms.uid, result.message_id
-            )
-        return result

@@ -1,0 +1,204 @@
+"""`SenderCore`: the hot path of `AsyncSender`, one message through admission, a backend and
+the retries (`send_message`, one `_attempt` each).
+
+`AsyncSender` (`_sender`) is this class with its construction and its public face. They live
+apart for the compiled build (mypyc), which compiles this module: compiled, a public signature
+converts or refuses a value before its body runs (`max_concurrency=True` would become 1, a
+phone number of a wrong type would be a `TypeError`), so `AsyncSender.__init__` and `send`,
+which hand every value to the checks that name the field, stay Python.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from collections.abc import Awaitable, Callable
+
+import attrs
+
+from . import _defaults as defaults
+from ._admission import Admission, Late
+from ._backends import Backend, translate
+from ._backends._pool import clock_of
+from ._config import SenderConfig
+from ._exceptions import NotSent, OutcomeUnknown, SenderClosed, SendError
+from ._lookups import accepted_by
+from ._message import SMS
+from ._native import mypyc_attr
+from ._protocol import Request, RequestBuilder, SendResult, read_response
+from ._reconcile import DeliveryTracker, Reconciliation
+from ._secrets import Secret
+from ._telemetry import Observer, SendTrace
+
+__all__ = ["SenderCore", "State"]
+
+logger = logging.getLogger(defaults.LOGGER_NAME)
+
+
+class State(enum.Enum):
+    UNOPENED = "unopened"
+    OPENED = "opened"
+    CLOSED = "closed"
+
+
+@mypyc_attr(allow_interpreted_subclasses=True)
+class SenderCore:
+    """What a send reads of its sender, and the send itself; `AsyncSender` sets every
+    attribute when it is built."""
+
+    config: SenderConfig
+    tracker: DeliveryTracker | None
+    _password: Secret
+    _encode: RequestBuilder
+    _backend: Backend
+    _admission: Admission
+    _sleep: Callable[[float], Awaitable[None]]
+    _clock: Callable[[], float] | None
+    #: The event loop of the last send and its clock (`clock_of`): looked up once per loop.
+    _loop: asyncio.AbstractEventLoop | None
+    _loop_time: Callable[[], float]
+    _state: State
+    #: What watches the sends, or None: then a send pays an `is None` check, no more.
+    _observer: Observer | None
+
+    async def _reconcile(
+        self, what: OutcomeUnknown | SMS | str, deadline: float | None, *, age: float | None = None
+    ) -> Reconciliation:
+        """`LookupsMixin._reconcile`, which `AsyncSender` inherits."""
+        raise NotImplementedError
+
+    async def send_message(self, sms: SMS, *, reconcile_unknown: bool | None = None) -> SendResult:
+        """Send a prepared `SMS`. Raises as `send()` does.
+
+        `reconcile_unknown` overrides the sender's option of that name for this message.
+        """
+        if self._state is not State.OPENED:
+            if self._state is State.CLOSED:
+                raise SenderClosed("this AsyncSender is closed; create a new one")
+            self._state = State.OPENED
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._loop, self._loop_time = loop, clock_of(loop)
+        loop_time = self._loop_time
+        clock = self._clock or loop_time
+        config = self.config
+        deadline = clock() + config.deadline
+        if reconcile_unknown is None:
+            reconcile_unknown = config.reconcile_unknown
+        tracker = self.tracker
+        if tracker is not None:
+            if sms.callback_url is None and tracker.callback_url is not None:
+                sms = attrs.evolve(sms, callback_url=tracker.callback_url)
+            if sms.callback_url == tracker.callback_url:
+                tracker.sent(sms.uid)  # before the request goes out, so its report is applied
+        request = self._encode(sms)
+        trace = None if self._observer is None else self._observer.start(sms)
+        attempt = 1
+        try:
+            while True:
+                try:
+                    # The deadline in event-loop time (an injected clock may run apart).
+                    at = deadline if self._clock is None else loop_time() + deadline - clock()
+                    result = await self._attempt(sms, request, at, attempt, trace)
+                    break
+                except SendError as failure:
+                    failure.ended_at = clock()
+                    if (
+                        isinstance(failure, OutcomeUnknown)
+                        and reconcile_unknown
+                        and not config.retry.retry_ambiguous
+                    ):
+                        found = await self._reconcile(failure, deadline)
+                        if trace is not None:
+                            trace.reconciled(found.verdict)
+                        if found.verdict == "accepted":
+                            result = accepted_by(found, sms, attempt)
+                            break
+                        if found.verdict == "unknown":
+                            raise
+                        if attempt >= config.retry.attempts:
+                            # Provably not accepted, and no attempt left to send it again.
+                            raise NotSent(
+                                f"{failure.detail}; reconciled: not accepted ({found.detail})",
+                                message=sms,
+                                status_code=failure.status_code,
+                                attempts=attempt,
+                            ) from failure
+                        wait = 0.0  # provably not accepted: send it again
+                    else:
+                        wait_or_stop = config.retry.next_wait(
+                            failure, attempt, now=clock(), deadline=deadline
+                        )
+                        if wait_or_stop is None:
+                            raise
+                        wait = wait_or_stop
+                    if trace is not None:
+                        trace.retrying(failure, attempt, wait)
+                if wait:
+                    await self._sleep(wait)
+                attempt += 1
+        except BaseException as exc:
+            if trace is not None:
+                trace.end(None, exc)
+            raise
+        if trace is not None:
+            trace.end(result, None)
+        return result
+
+    # -- one attempt ----------------------------------------------------------------------
+
+    async def _attempt(
+        self, sms: SMS, request: Request, deadline: float, attempt: int, trace: SendTrace | None
+    ) -> SendResult:
+        """One request for `sms` before `deadline` (event-loop time): wait for its turn, send,
+        read the answer."""
+        admission = self._admission
+        # `_loop_time` is the running loop's clock: `send_message` set it just before.
+        if not admission.enter_now(deadline, self._loop_time()):
+            try:
+                await admission.enter(deadline, trace)
+            except Late as late:
+                raise NotSent(str(late), message=sms, attempts=attempt) from None
+        if self._state is State.CLOSED:
+            admission.leave()
+            raise SenderClosed("this AsyncSender is closed; create a new one")
+        lost: SendError | None = None
+        try:
+            if trace is None:
+                answer = await self._backend.exchange(request, deadline)
+            else:
+                answer = await trace.exchange(self._backend, request, deadline)
+        except Exception as exc:
+            # The one place a transport's failure becomes the SDK's (`translate`).
+            lost = translate(exc, sms, attempt, self._password)
+            if lost.__cause__ is exc:
+                raise lost from exc
+        finally:
+            admission.leave()
+        if lost is not None:
+            # Raised outside the except block: the original carried the password.
+            raise lost
+        try:
+            result = read_response(
+                answer.status,
+                answer.headers,
+                answer.body,
+                sms,
+                attempts=attempt,
+                secret=self._password,
+            )
+        except SendError as failure:
+            # An answer that is not the documented one for this message: what else comes on
+            # its connection cannot be trusted either.
+            answer.finish(keep=not isinstance(failure, OutcomeUnknown))
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug("attempt %d uid=%s: %s", attempt, sms.uid, type(failure).__name__)
+            admission.note(failure, self.config.retry.retry_after_cap)
+            raise
+        answer.finish(keep=True)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "attempt %d uid=%s: accepted, message_id=%s", attempt, sms.uid, result.message_id
+            )
+        return result
