@@ -242,6 +242,7 @@ def render(results: dict[str, float], meta: dict[str, Any]) -> str:
         "# Where a send's CPU goes: instructions per message, layer by layer",
         "",
         f"{meta['date']}; {meta['cpu']}, {meta['cores']} cores; {meta['python']}; "
+        f"haorui-async {meta['libraries'].get('haorui-async')}; "
         f"httptools {meta['libraries'].get('httptools')}; loop: {meta['loop']}; "
         f"{meta['small']:,} and {meta['large']:,} messages per variant after {WARMUP} of "
         f"warm-up, C={CONCURRENCY}; nginx on 127.0.0.1 (`python benchmarks/cost_layers.py"

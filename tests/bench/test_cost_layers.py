@@ -46,13 +46,14 @@ def test_the_report_gives_each_layers_addition_and_its_ratio_to_the_floor() -> N
         "cpu": "cpu",
         "cores": 2,
         "python": "CPython 3.11.7",
-        "libraries": {"httptools": "0.9.0"},
+        "libraries": {"httptools": "0.9.0", "haorui-async": "0.1.0 (compiled: 9 modules)"},
         "loop": "asyncio",
         "small": 1000,
         "large": 4000,
         "seconds": 180.0,
     }
     report = render(results, meta)
+    assert "haorui-async 0.1.0 (compiled: 9 modules); httptools 0.9.0" in report
     assert "| `floor` | asyncio streams, a prebuilt request, json.loads | 100 |  | 1.00 |" in report
     assert "| `floor + contract` | number and text checked" in report
     assert "| 110 | +10 | 1.10 |" in report
