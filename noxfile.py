@@ -136,7 +136,7 @@ COMPILED: list[str] = PYPROJECT["tool"]["hatch"]["build"]["targets"]["wheel"]["h
 
 @nox.session(default=False)
 def compiled(session: nox.Session) -> None:
-    """The compiled build against the core, conformance and hostile suites.
+    """The compiled build against the core, conformance, hostile and lookup suites.
 
     Builds the wheel from the sdist, as `pip install --no-binary` does, with
     `HATCH_BUILD_HOOK_ENABLE_MYPYC=1` (the modules of `COMPILED` compiled by mypyc, beside
@@ -185,7 +185,13 @@ def compiled(session: nox.Session) -> None:
             session.run("python", *session.posargs)
         else:
             session.run(
-                "python", "-m", "pytest", "tests/core", "tests/conformance", "tests/hostile"
+                "python",
+                "-m",
+                "pytest",
+                "tests/core",
+                "tests/conformance",
+                "tests/hostile",
+                "tests/lookup",
             )
 
 

@@ -20,6 +20,7 @@ from . import _defaults as defaults
 from ._backends._pool import hand_over, timeout_at
 from ._exceptions import ConfigurationError, SendError
 from ._limiters import Limiter, PausingLimiter, TimedLimiter, Waits
+from ._native import caused_by
 
 __all__ = [
     "Admission",
@@ -50,9 +51,12 @@ def local_limiter(rate: float) -> Limiter:
     try:
         from aiolimiter import AsyncLimiter
     except ImportError:  # pragma: no cover - depends on the install
-        raise ConfigurationError(
-            "rate_limit: needs aiolimiter: pip install 'haorui-async[ratelimit]'"
-        ) from None
+        raise caused_by(
+            ConfigurationError(
+                "rate_limit: needs aiolimiter: pip install 'haorui-async[ratelimit]'"
+            ),
+            None,
+        )
     burst = max(1.0, rate * defaults.RATE_LIMIT_BURST)
     limiter: Limiter = AsyncLimiter(burst, burst / rate)
     return limiter
@@ -147,9 +151,9 @@ class Admission:
             elif waiter in self._waiters:  # (a `leave()` since may have dropped it)
                 self._waiters.remove(waiter)
             if isinstance(exc, TimeoutError):
-                raise Late(
-                    f"no free slot among {self.max_concurrency} before the deadline"
-                ) from None
+                raise caused_by(
+                    Late(f"no free slot among {self.max_concurrency} before the deadline"), None
+                )
             raise
 
     async def _take_turn(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
@@ -162,10 +166,10 @@ class Admission:
                     came = True
                     await self.limiter.acquire()
         except TimeoutError:
-            raise Late("the deadline passed while waiting for the rate limit") from None
+            raise caused_by(Late("the deadline passed while waiting for the rate limit"), None)
         except Exception as exc:
             # Never send past a limiter that cannot say whose turn it is.
-            raise Late(f"the rate limiter failed ({type(exc).__name__}: {exc})") from None
+            raise caused_by(Late(f"the rate limiter failed ({type(exc).__name__}: {exc})"), None)
         if not came:
             raise Late("the rate limit's next turn comes after the deadline")
 

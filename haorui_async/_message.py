@@ -11,7 +11,7 @@ import attrs
 
 from ._encoding import _NON_GSM
 from ._exceptions import InvalidMessage
-from ._native import mypyc_attr
+from ._native import caused_by, mypyc_attr
 
 __all__ = [
     "SMS",
@@ -97,12 +97,15 @@ def _check_encodable(field: str, value: str) -> None:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise InvalidMessage(
-            field,
-            value,
-            f"character {exc.start} ({value[exc.start]!r}) cannot be encoded as UTF-8 "
-            "(a lone surrogate)",
-        ) from None
+        raise caused_by(
+            InvalidMessage(
+                field,
+                value,
+                f"character {exc.start} ({value[exc.start]!r}) cannot be encoded as UTF-8 "
+                "(a lone surrogate)",
+            ),
+            None,
+        )
 
 
 def _choice(field: str, value: object, choices: frozenset[str]) -> str | None:

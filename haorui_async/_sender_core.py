@@ -25,7 +25,7 @@ from ._config import SenderConfig
 from ._exceptions import NotSent, OutcomeUnknown, SenderClosed, SendError
 from ._lookups import accepted_by
 from ._message import SMS
-from ._native import mypyc_attr
+from ._native import caused_by, mypyc_attr
 from ._protocol import Request, RequestBuilder, SendResult, read_response
 from ._reconcile import DeliveryTracker, Reconciliation
 from ._secrets import Secret
@@ -102,39 +102,46 @@ class SenderCore:
                     at = deadline if self._clock is None else loop_time() + deadline - clock()
                     result = await self._attempt(sms, request, at, attempt, trace)
                     break
-                except SendError as failure:
-                    failure.ended_at = clock()
-                    if (
-                        isinstance(failure, OutcomeUnknown)
-                        and reconcile_unknown
-                        and not config.retry.retry_ambiguous
-                    ):
-                        found = await self._reconcile(failure, deadline)
-                        if trace is not None:
-                            trace.reconciled(found.verdict)
-                        if found.verdict == "accepted":
-                            result = accepted_by(found, sms, attempt)
-                            break
-                        if found.verdict == "unknown":
-                            raise
-                        if attempt >= config.retry.attempts:
-                            # Provably not accepted, and no attempt left to send it again.
-                            raise NotSent(
+                except SendError as error:
+                    failure = error
+                # Decided out of the except block, which holds no await: what follows may
+                # await a reconciliation, and compiled (mypyc), an exception handled across
+                # an await was seen as the context of another task's exception.
+                failure.ended_at = clock()
+                if (
+                    isinstance(failure, OutcomeUnknown)
+                    and reconcile_unknown
+                    and not config.retry.retry_ambiguous
+                ):
+                    found = await self._reconcile(failure, deadline)
+                    if trace is not None:
+                        trace.reconciled(found.verdict)
+                    if found.verdict == "accepted":
+                        result = accepted_by(found, sms, attempt)
+                        break
+                    if found.verdict == "unknown":
+                        raise failure
+                    if attempt >= config.retry.attempts:
+                        # Provably not accepted, and no attempt left to send it again.
+                        raise caused_by(
+                            NotSent(
                                 f"{failure.detail}; reconciled: not accepted ({found.detail})",
                                 message=sms,
                                 status_code=failure.status_code,
                                 attempts=attempt,
-                            ) from failure
-                        wait = 0.0  # provably not accepted: send it again
-                    else:
-                        wait_or_stop = config.retry.next_wait(
-                            failure, attempt, now=clock(), deadline=deadline
+                            ),
+                            failure,
                         )
-                        if wait_or_stop is None:
-                            raise
-                        wait = wait_or_stop
-                    if trace is not None:
-                        trace.retrying(failure, attempt, wait)
+                    wait = 0.0  # provably not accepted: send it again
+                else:
+                    wait_or_stop = config.retry.next_wait(
+                        failure, attempt, now=clock(), deadline=deadline
+                    )
+                    if wait_or_stop is None:
+                        raise failure
+                    wait = wait_or_stop
+                if trace is not None:
+                    trace.retrying(failure, attempt, wait)
                 if wait:
                     await self._sleep(wait)
                 attempt += 1
@@ -159,7 +166,7 @@ class SenderCore:
             try:
                 await admission.enter(deadline, trace)
             except Late as late:
-                raise NotSent(str(late), message=sms, attempts=attempt) from None
+                raise caused_by(NotSent(str(late), message=sms, attempts=attempt), None)
         if self._state is State.CLOSED:
             admission.leave()
             raise SenderClosed("this AsyncSender is closed; create a new one")
@@ -173,7 +180,7 @@ class SenderCore:
             # The one place a transport's failure becomes the SDK's (`translate`).
             lost = translate(exc, sms, attempt, self._password)
             if lost.__cause__ is exc:
-                raise lost from exc
+                raise caused_by(lost, exc)
         finally:
             admission.leave()
         if lost is not None:

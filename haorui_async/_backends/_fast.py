@@ -15,6 +15,7 @@ import httpx
 
 from .. import _defaults as defaults
 from .. import _exceptions
+from .._native import caused_by
 from . import Answer, Request, intercepted
 from ._httpx import HttpxBackend
 from ._transport import Parser, make_pool
@@ -52,7 +53,7 @@ class FastBackend:
                 url.netloc, [(k.encode("ascii"), v.encode("latin-1")) for k, v in headers]
             )
         except ValueError as exc:
-            raise _exceptions.ConfigurationError(f"headers: {exc}") from None
+            raise caused_by(_exceptions.ConfigurationError(f"headers: {exc}"), None)
         self._methods = {"POST": b"POST", "GET": b"GET"}
         self._timeouts: dict[str, float | None] = dict(timeout.as_dict())
         # Built when first needed (a mocked test, or `client`): it loads a CA bundle of its own.

@@ -30,6 +30,7 @@ from typing import Any, Final, Protocol, TypeVar
 
 import httpx
 
+from .._native import caused_by
 from ._connection import BufferedConnection, Connection, State
 from ._wire import AnswerReader, Wire
 
@@ -79,7 +80,7 @@ else:  # pragma: no cover - Python 3.10
             yield
         except asyncio.CancelledError:
             if fired:
-                raise TimeoutError from None
+                raise caused_by(TimeoutError, None)
             raise
         finally:
             handle.cancel()
@@ -363,11 +364,16 @@ class Pool:
                 made_conn.abort()
             self._free_slot()
             if isinstance(exc, TimeoutError):
-                raise httpx.ConnectTimeout(f"no connection to {self.origin} in time") from None
+                raise caused_by(
+                    httpx.ConnectTimeout(f"no connection to {self.origin} in time"), None
+                )
             if isinstance(exc, OSError):  # refused, unreachable, DNS, TLS (ssl.SSLError)
-                raise httpx.ConnectError(
-                    f"could not connect to {self.origin}: {str(exc) or type(exc).__name__}"
-                ) from exc
+                raise caused_by(
+                    httpx.ConnectError(
+                        f"could not connect to {self.origin}: {str(exc) or type(exc).__name__}"
+                    ),
+                    exc,
+                )
             raise
         self._open.add(conn)
         conn.state = State.BUSY

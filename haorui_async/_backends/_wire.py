@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple, Protocol, cast
 import h11
 
 from .. import _defaults as defaults
+from .._native import caused_by
 
 if TYPE_CHECKING:
     import httptools
@@ -496,8 +497,8 @@ class H11Reader(_Reading):
                 # h11.InformationalResponse (100 Continue): the real answer follows.
         except h11.RemoteProtocolError as exc:
             if "buffer" in str(exc).lower():
-                raise AnswerTooLarge(f"the answer's head is past its cap ({exc})") from None
-            raise MalformedAnswer(str(exc)) from None
+                raise caused_by(AnswerTooLarge(f"the answer's head is past its cap ({exc})"), None)
+            raise caused_by(MalformedAnswer(str(exc)), None)
 
 
 class HttptoolsReader(_Reading):
@@ -554,15 +555,15 @@ class HttptoolsReader(_Reading):
         try:
             self._parser.feed_data(data)
         except self._upgrade:
-            raise MalformedAnswer("the server switched protocols") from None
+            raise caused_by(MalformedAnswer("the server switched protocols"), None)
         except self._parse_error as exc:
             if self._too_large is not None:
-                raise AnswerTooLarge(self._too_large) from None
+                raise caused_by(AnswerTooLarge(self._too_large), None)
             if self._answer() is not None:
                 # llhttp stopped at bytes after the whole answer: the answer stands, the
                 # connection is retired.
                 return self._trailing()
-            raise MalformedAnswer(str(exc)) from None
+            raise caused_by(MalformedAnswer(str(exc)), None)
         if self._too_large is not None:
             raise AnswerTooLarge(self._too_large)
         done = self._answer()
