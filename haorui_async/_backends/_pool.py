@@ -80,7 +80,7 @@ else:  # pragma: no cover - Python 3.10
             yield
         except asyncio.CancelledError:
             if fired:
-                raise caused_by(TimeoutError, None)
+                raise caused_by(TimeoutError(), None)
             raise
         finally:
             handle.cancel()
