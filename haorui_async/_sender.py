@@ -1,7 +1,7 @@
 """`AsyncSender`: the adapter that drives one message through admission, a backend, retries.
 
-This module builds it and gives it its public face; the path itself (`send_message`, one
-`_attempt` each) is its base's, `_sender_core.SenderCore`, which the compiled build compiles.
+This module builds it and gives it its public face; the path itself (`send_message`: `_send`,
+one `_attempt` each) is its base's, `_sender_core.SenderCore`, which the compiled build compiles.
 The path of one message: the request is built by `_protocol.RequestBuilder`;
 each attempt waits its turn at `_admission.Admission` (rate limit, a pause the gateway asked
 for, a slot), goes out through the backend (`_backends`), and its answer is read by

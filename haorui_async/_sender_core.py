@@ -1,5 +1,5 @@
 """`SenderCore`: the hot path of `AsyncSender`, one message through admission, a backend and
-the retries (`send_message`, one `_attempt` each).
+the retries (`send_message` hands over `_send`, one `_attempt` each).
 
 `AsyncSender` (`_sender`) is this class with its construction and its public face. They live
 apart for the compiled build (mypyc), which compiles this module: compiled, a public signature
@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 import attrs
 
@@ -68,144 +69,164 @@ class SenderCore:
         """`LookupsMixin._reconcile`, which `AsyncSender` inherits."""
         raise NotImplementedError
 
-    async def send_message(self, sms: SMS, *, reconcile_unknown: bool | None = None) -> SendResult:
-        """Send a prepared `SMS`. Raises as `send()` does.
+    def send_message(
+        self, sms: SMS, *, reconcile_unknown: bool | None = None
+    ) -> Coroutine[Any, Any, SendResult]:
+        """Send a prepared `SMS`: `await sender.send_message(sms)`. Raises as `send()` does.
 
         `reconcile_unknown` overrides the sender's option of that name for this message.
         """
-        if self._state is not State.OPENED:
-            if self._state is State.CLOSED:
-                raise SenderClosed("this AsyncSender is closed; create a new one")
-            self._state = State.OPENED
-        loop = asyncio.get_running_loop()
-        if loop is not self._loop:
-            self._loop, self._loop_time = loop, clock_of(loop)
-        loop_time = self._loop_time
-        clock = self._clock or loop_time
-        config = self.config
-        deadline = clock() + config.deadline
-        if reconcile_unknown is None:
-            reconcile_unknown = config.reconcile_unknown
-        tracker = self.tracker
-        if tracker is not None:
-            if sms.callback_url is None and tracker.callback_url is not None:
-                sms = attrs.evolve(sms, callback_url=tracker.callback_url)
-            if sms.callback_url == tracker.callback_url:
-                tracker.sent(sms.uid)  # before the request goes out, so its report is applied
-        request = self._encode(sms)
-        trace = None if self._observer is None else self._observer.start(sms)
-        attempt = 1
-        try:
-            while True:
-                try:
-                    # The deadline in event-loop time (an injected clock may run apart).
-                    at = deadline if self._clock is None else loop_time() + deadline - clock()
-                    result = await self._attempt(sms, request, at, attempt, trace)
-                    break
-                except SendError as error:
-                    failure = error
-                # Decided out of the except block, which holds no await: what follows may
-                # await a reconciliation, and compiled (mypyc), an exception handled across
-                # an await was seen as the context of another task's exception.
-                failure.ended_at = clock()
-                if (
-                    isinstance(failure, OutcomeUnknown)
-                    and reconcile_unknown
-                    and not config.retry.retry_ambiguous
-                ):
-                    found = await self._reconcile(failure, deadline)
-                    if trace is not None:
-                        trace.reconciled(found.verdict)
-                    if found.verdict == "accepted":
-                        result = accepted_by(found, sms, attempt)
-                        break
-                    if found.verdict == "unknown":
-                        raise failure
-                    if attempt >= config.retry.attempts:
-                        # Provably not accepted, and no attempt left to send it again.
-                        raise caused_by(
-                            NotSent(
-                                f"{failure.detail}; reconciled: not accepted ({found.detail})",
-                                message=sms,
-                                status_code=failure.status_code,
-                                attempts=attempt,
-                            ),
-                            failure,
-                        )
-                    wait = 0.0  # provably not accepted: send it again
-                else:
-                    wait_or_stop = config.retry.next_wait(
-                        failure, attempt, now=clock(), deadline=deadline
-                    )
-                    if wait_or_stop is None:
-                        raise failure
-                    wait = wait_or_stop
-                if trace is not None:
-                    trace.retrying(failure, attempt, wait)
-                if wait:
-                    await self._sleep(wait)
-                attempt += 1
-        except BaseException as exc:
-            if trace is not None:
-                trace.end(None, exc)
-            raise
-        if trace is not None:
-            trace.end(result, None)
-        return result
+        # A method handing over the module's coroutine, not a coroutine method: compiled, a
+        # coroutine method of a class Python may subclass keeps its state in two objects, a
+        # module's coroutine in one (and each one is walked by the garbage collector for as
+        # long as its send is in flight). Nothing is checked here: all of it is in `_send`,
+        # so a closed sender still fails where the send is awaited.
+        return _send(self, sms, reconcile_unknown)
 
-    # -- one attempt ----------------------------------------------------------------------
 
-    async def _attempt(
-        self, sms: SMS, request: Request, deadline: float, attempt: int, trace: SendTrace | None
-    ) -> SendResult:
-        """One request for `sms` before `deadline` (event-loop time): wait for its turn, send,
-        read the answer."""
-        admission = self._admission
-        # `_loop_time` is the running loop's clock: `send_message` set it just before.
-        if not admission.enter_now(deadline, self._loop_time()):
-            try:
-                await admission.enter(deadline, trace)
-            except Late as late:
-                raise caused_by(NotSent(str(late), message=sms, attempts=attempt), None)
-        if self._state is State.CLOSED:
-            admission.leave()
+# -- one message, each attempt --------------------------------------------------------------
+# Module functions taking the sender, for the reason `send_message` gives.
+
+
+async def _send(sender: SenderCore, sms: SMS, reconcile_unknown: bool | None) -> SendResult:
+    """`sender.send_message(sms)`: one message through its attempts, to its one outcome."""
+    if sender._state is not State.OPENED:
+        if sender._state is State.CLOSED:
             raise SenderClosed("this AsyncSender is closed; create a new one")
-        lost: SendError | None = None
-        try:
-            if trace is None:
-                answer = await self._backend.exchange(request, deadline)
+        sender._state = State.OPENED
+    loop = asyncio.get_running_loop()
+    if loop is not sender._loop:
+        sender._loop, sender._loop_time = loop, clock_of(loop)
+    loop_time = sender._loop_time
+    clock = sender._clock or loop_time
+    config = sender.config
+    deadline = clock() + config.deadline
+    if reconcile_unknown is None:
+        reconcile_unknown = config.reconcile_unknown
+    tracker = sender.tracker
+    if tracker is not None:
+        if sms.callback_url is None and tracker.callback_url is not None:
+            sms = attrs.evolve(sms, callback_url=tracker.callback_url)
+        if sms.callback_url == tracker.callback_url:
+            tracker.sent(sms.uid)  # before the request goes out, so its report is applied
+    request = sender._encode(sms)
+    trace = None if sender._observer is None else sender._observer.start(sms)
+    attempt = 1
+    try:
+        while True:
+            try:
+                # The deadline in event-loop time (an injected clock may run apart).
+                at = deadline if sender._clock is None else loop_time() + deadline - clock()
+                result = await _attempt(sender, sms, request, at, attempt, trace)
+                break
+            except SendError as error:
+                failure = error
+            # Decided out of the except block, which holds no await: what follows may
+            # await a reconciliation, and compiled (mypyc), an exception handled across
+            # an await was seen as the context of another task's exception.
+            failure.ended_at = clock()
+            if (
+                isinstance(failure, OutcomeUnknown)
+                and reconcile_unknown
+                and not config.retry.retry_ambiguous
+            ):
+                found = await sender._reconcile(failure, deadline)
+                if trace is not None:
+                    trace.reconciled(found.verdict)
+                if found.verdict == "accepted":
+                    result = accepted_by(found, sms, attempt)
+                    break
+                if found.verdict == "unknown":
+                    raise failure
+                if attempt >= config.retry.attempts:
+                    # Provably not accepted, and no attempt left to send it again.
+                    raise caused_by(
+                        NotSent(
+                            f"{failure.detail}; reconciled: not accepted ({found.detail})",
+                            message=sms,
+                            status_code=failure.status_code,
+                            attempts=attempt,
+                        ),
+                        failure,
+                    )
+                wait = 0.0  # provably not accepted: send it again
             else:
-                answer = await trace.exchange(self._backend, request, deadline)
-        except Exception as exc:
-            # The one place a transport's failure becomes the SDK's (`translate`).
-            lost = translate(exc, sms, attempt, self._password)
-            if lost.__cause__ is exc:
-                raise caused_by(lost, exc)
-        finally:
-            admission.leave()
-        if lost is not None:
-            # Raised outside the except block: the original carried the password.
-            raise lost
+                wait_or_stop = config.retry.next_wait(
+                    failure, attempt, now=clock(), deadline=deadline
+                )
+                if wait_or_stop is None:
+                    raise failure
+                wait = wait_or_stop
+            if trace is not None:
+                trace.retrying(failure, attempt, wait)
+            if wait:
+                await sender._sleep(wait)
+            attempt += 1
+    except BaseException as exc:
+        if trace is not None:
+            trace.end(None, exc)
+        raise
+    if trace is not None:
+        trace.end(result, None)
+    return result
+
+
+async def _attempt(
+    sender: SenderCore,
+    sms: SMS,
+    request: Request,
+    deadline: float,
+    attempt: int,
+    trace: SendTrace | None,
+) -> SendResult:
+    """One request for `sms` before `deadline` (event-loop time): wait for its turn, send,
+    read the answer."""
+    admission = sender._admission
+    # `_loop_time` is the running loop's clock: `_send` set it just before.
+    if not admission.enter_now(deadline, sender._loop_time()):
         try:
-            result = read_response(
-                answer.status,
-                answer.headers,
-                answer.body,
-                sms,
-                attempts=attempt,
-                secret=self._password,
-            )
-        except SendError as failure:
-            # An answer that is not the documented one for this message: what else comes on
-            # its connection cannot be trusted either.
-            answer.finish(keep=not isinstance(failure, OutcomeUnknown))
-            if logger.isEnabledFor(logging.DEBUG):
-                logger.debug("attempt %d uid=%s: %s", attempt, sms.uid, type(failure).__name__)
-            admission.note(failure, self.config.retry.retry_after_cap)
-            raise
-        answer.finish(keep=True)
+            await admission.enter(deadline, trace)
+        except Late as late:
+            raise caused_by(NotSent(str(late), message=sms, attempts=attempt), None)
+    if sender._state is State.CLOSED:
+        admission.leave()
+        raise SenderClosed("this AsyncSender is closed; create a new one")
+    lost: SendError | None = None
+    try:
+        if trace is None:
+            answer = await sender._backend.exchange(request, deadline)
+        else:
+            answer = await trace.exchange(sender._backend, request, deadline)
+    except Exception as exc:
+        # The one place a transport's failure becomes the SDK's (`translate`).
+        lost = translate(exc, sms, attempt, sender._password)
+        if lost.__cause__ is exc:
+            raise caused_by(lost, exc)
+    finally:
+        admission.leave()
+    if lost is not None:
+        # Raised outside the except block: the original carried the password.
+        raise lost
+    try:
+        result = read_response(
+            answer.status,
+            answer.headers,
+            answer.body,
+            sms,
+            attempts=attempt,
+            secret=sender._password,
+        )
+    except SendError as failure:
+        # An answer that is not the documented one for this message: what else comes on
+        # its connection cannot be trusted either.
+        answer.finish(keep=not isinstance(failure, OutcomeUnknown))
         if logger.isEnabledFor(logging.DEBUG):
-            logger.debug(
-                "attempt %d uid=%s: accepted, message_id=%s", attempt, sms.uid, result.message_id
-            )
-        return result
+            logger.debug("attempt %d uid=%s: %s", attempt, sms.uid, type(failure).__name__)
+        admission.note(failure, sender.config.retry.retry_after_cap)
+        raise
+    answer.finish(keep=True)
+    if logger.isEnabledFor(logging.DEBUG):
+        logger.debug(
+            "attempt %d uid=%s: accepted, message_id=%s", attempt, sms.uid, result.message_id
+        )
+    return result
