@@ -42,8 +42,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import functools
+import json
 import re
 import subprocess
 import sys

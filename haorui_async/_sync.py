@@ -12,6 +12,8 @@ loop), a method would wait for a loop that cannot run: it raises `RuntimeError` 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import threading
 from collections.abc import Coroutine, Iterable, Iterator
 from types import TracebackType
@@ -93,6 +95,11 @@ class Sender:
         future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
         try:
             return future.result()
+        except concurrent.futures.CancelledError:
+            if not self._closed:  # pragma: no cover - only `close()` cancels a call
+                raise
+            # Still waiting (for its turn, or between attempts) when `close()` ended it.
+            raise SenderClosed("this Sender was closed while the call was waiting") from None
         except BaseException:
             # Ctrl-C while waiting, say: the call stops too, as a cancelled coroutine would.
             future.cancel()
@@ -171,6 +178,14 @@ class Sender:
                 self._stop_loop()
 
     def _stop_loop(self) -> None:
+        if threading.current_thread() is not self._thread:
+            # What still runs on the loop (a call another thread waits for: its turn at the
+            # rate limit, a pause between attempts) is cancelled and unwinds there, its
+            # finally blocks run, before the loop stops. Left on a stopped loop, it would hold
+            # its caller for good (and a compiled coroutine runs no finally when dropped).
+            settled = asyncio.run_coroutine_threadsafe(_cancel_the_rest(), self._loop)
+            with contextlib.suppress(Exception):
+                settled.result(CLOSE_TIMEOUT)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(CLOSE_TIMEOUT)
         if not self._thread.is_alive():
@@ -200,3 +215,12 @@ async def _start(sender: Any, messages: Iterable[SMS], options: dict[str, Any]) 
 async def _next(bulk: Any) -> Outcome:
     outcome: Outcome = await bulk.__anext__()
     return outcome
+
+
+async def _cancel_the_rest() -> None:
+    """Cancel every other task of the running loop and wait until each has unwound."""
+    current = asyncio.current_task()
+    rest = [task for task in asyncio.all_tasks() if task is not current]
+    for task in rest:
+        task.cancel()
+    await asyncio.gather(*rest, return_exceptions=True)

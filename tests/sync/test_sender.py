@@ -147,3 +147,38 @@ def test_lookups_go_through_the_facade_too() -> None:
     assert status.message_id == sent.message_id
     assert balance.amount > 0
     assert verdict.verdict == "accepted"
+
+
+class _NeverLimiter:
+    """A rate limiter whose turn never comes; says when a send is waiting in it."""
+
+    def __init__(self) -> None:
+        self.waiting = threading.Event()
+
+    async def acquire(self) -> None:
+        self.waiting.set()
+        await asyncio.Event().wait()
+
+
+def test_closing_it_ends_a_call_still_waiting_with_sender_closed() -> None:
+    limiter = _NeverLimiter()
+    gateway = FakeGateway()
+    sender = make(gateway, rate_limit=limiter)
+    caught: list[BaseException] = []
+
+    def send() -> None:
+        try:
+            sender.send(PHONE, "waits for a turn that never comes")
+        except BaseException as exc:
+            caught.append(exc)
+
+    thread = threading.Thread(target=send, daemon=True)
+    thread.start()
+    assert limiter.waiting.wait(30)
+    sender.close()
+    # A bound on a failure, not a timing: before, the call waited for a stopped loop for good.
+    thread.join(30)
+    assert not thread.is_alive()
+    assert [type(exc) for exc in caught] == [SenderClosed]
+    assert "closed while" in str(caught[0])
+    assert gateway.received == 0
