@@ -30,7 +30,9 @@ before it:
 - `+ answer`: and the answer read into a `SendResult` (`read_response`);
 - `+ request`: and the request built from the message (`RequestBuilder`);
 - `send_message`: `AsyncSender.send_message` of a prebuilt `SMS`: and the sender's own work
-  (admission, the deadline, the retry loop, the outcome);
+  (admission, the deadline, the retry loop, the outcome), less the coroutine of the
+  benchmark's own that the three rows above run in (the sender's calls are awaited directly,
+  as a service awaits them and as the floor is);
 - `send`: `AsyncSender.send(phone, text)`: and the message built and checked (with its uid).
 
 Writes `benchmarks/results/cost_layers.md` (and `.json`). Needs valgrind (`apt-get install
@@ -251,7 +253,10 @@ def render(results: dict[str, float], meta: dict[str, Any]) -> str:
         "they repeat to within about 1%). The kernel's work is not counted: the same send "
         "and recv for every variant, and for `send_message` and `send` a getpid (Python "
         "3.10-3.11's `get_running_loop`), for `send` a getrandom (the uid). Each SDK row adds "
-        "one layer to the row above.",
+        "one layer to the row above. `transport`, `+ answer` and `+ request` each run in a "
+        "coroutine of the benchmark's own (their steps need one); `send_message` and `send` "
+        "are the sender's own calls, awaited as a service awaits them, as the floor is: "
+        "`send_message` adds the sender's work less that one coroutine.",
         "",
         "| variant | what it adds | instructions / message | added | ÷ floor |",
         "|---|---|---:|---:|---:|",
