@@ -32,7 +32,11 @@ from ._reconcile import DeliveryTracker, Reconciliation
 from ._secrets import Secret
 from ._telemetry import Observer, SendTrace
 
-__all__ = ["SenderCore", "State"]
+__all__ = ["MAY_HAVE_BEEN_SENT", "SenderCore", "State"]
+
+#: The attribute a cancelled send sets on its `CancelledError` where an attempt may have
+#: reached the gateway: the `OutcomeUnknown` of that attempt.
+MAY_HAVE_BEEN_SENT = "_haorui_may_have_been_sent"
 
 logger = logging.getLogger(defaults.LOGGER_NAME)
 
@@ -111,7 +115,10 @@ async def _send(sender: SenderCore, sms: SMS, reconcile_unknown: bool | None) ->
             tracker.sent(sms.uid)  # before the request goes out, so its report is applied
     request = sender._encode(sms)
     trace = None if sender._observer is None else sender._observer.start(sms)
-    attempt = 1
+    attempt = made = 1
+    # The last failure that may have reached the gateway and was not proven otherwise (a
+    # lookup): while there is one, no later failure makes the message "not sent".
+    ambiguous: OutcomeUnknown | None = None
     try:
         while True:
             try:
@@ -124,7 +131,10 @@ async def _send(sender: SenderCore, sms: SMS, reconcile_unknown: bool | None) ->
             # Decided out of the except block, which holds no await: what follows may
             # await a reconciliation, and compiled (mypyc), an exception handled across
             # an await was seen as the context of another task's exception.
+            made = attempt
             failure.ended_at = clock()
+            if isinstance(failure, OutcomeUnknown):
+                ambiguous = failure
             if (
                 isinstance(failure, OutcomeUnknown)
                 and reconcile_unknown
@@ -138,6 +148,7 @@ async def _send(sender: SenderCore, sms: SMS, reconcile_unknown: bool | None) ->
                     break
                 if found.verdict == "unknown":
                     raise failure
+                ambiguous = None  # looked up: not accepted
                 if attempt >= config.retry.attempts:
                     # Provably not accepted, and no attempt left to send it again.
                     raise caused_by(
@@ -155,7 +166,11 @@ async def _send(sender: SenderCore, sms: SMS, reconcile_unknown: bool | None) ->
                     failure, attempt, now=clock(), deadline=deadline
                 )
                 if wait_or_stop is None:
-                    raise failure
+                    if ambiguous is None or failure.may_have_been_sent:
+                        raise failure
+                    # An earlier attempt may have been accepted (`retry_ambiguous`): this
+                    # last one's failure says nothing of it.
+                    raise caused_by(still_unknown(ambiguous, failure, made), failure)
                 wait = wait_or_stop
             if trace is not None:
                 trace.retrying(failure, attempt, wait)
@@ -163,12 +178,43 @@ async def _send(sender: SenderCore, sms: SMS, reconcile_unknown: bool | None) ->
                 await sender._sleep(wait)
             attempt += 1
     except BaseException as exc:
+        if ambiguous is not None and isinstance(exc, SenderClosed):
+            # Closed before the next attempt, or during the lookup: what may have been
+            # accepted still may have been.
+            unknown = still_unknown(ambiguous, exc, made)
+            if trace is not None:
+                trace.end(None, unknown)
+            raise caused_by(unknown, exc)
+        if ambiguous is not None and isinstance(exc, asyncio.CancelledError):
+            # For whoever turns this cancellation into an outcome (the `Sender` facade's
+            # close): the message may have been sent.
+            setattr(exc, MAY_HAVE_BEEN_SENT, ambiguous)
         if trace is not None:
             trace.end(None, exc)
         raise
     if trace is not None:
         trace.end(result, None)
     return result
+
+
+def still_unknown(
+    ambiguous: OutcomeUnknown, last: SenderClosed | SendError, attempts: int
+) -> OutcomeUnknown:
+    """What a send ends in when an earlier attempt (`ambiguous`) may have been accepted and
+    what came after, `last`, did not settle it: `OutcomeUnknown`, saying both."""
+    if isinstance(last, SendError):
+        then, status, ended_at = last.detail, last.status_code, last.ended_at
+    else:
+        then, status, ended_at = str(last), ambiguous.status_code, ambiguous.ended_at
+    unknown = OutcomeUnknown(
+        f"attempt {ambiguous.attempts} may have been accepted ({ambiguous.detail}); then: {then}",
+        message=ambiguous.message,
+        status_code=status,
+        attempts=attempts,
+    )
+    unknown.ended_at = ended_at
+    unknown.timed_out = ambiguous.timed_out
+    return unknown
 
 
 async def _attempt(

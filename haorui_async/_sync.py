@@ -19,12 +19,13 @@ from collections.abc import Coroutine, Iterable, Iterator
 from types import TracebackType
 from typing import Any, Final, TypeVar
 
-from ._exceptions import SenderClosed
+from ._exceptions import OutcomeUnknown, SenderClosed
 from ._lookup import Balance, DeliveryStatus
 from ._message import SMS
 from ._outcome import Outcome
 from ._protocol import SendResult
 from ._reconcile import Reconciliation
+from ._sender_core import MAY_HAVE_BEEN_SENT, still_unknown
 
 __all__ = ["Sender"]
 
@@ -81,7 +82,9 @@ class Sender:
     def closed(self) -> bool:
         return self._closed
 
-    def _call(self, coroutine: Coroutine[Any, Any, _T]) -> _T:
+    def _call(self, coroutine: Coroutine[Any, Any, _T], *, sending: bool = False) -> _T:
+        """Run `coroutine` on the facade's loop and wait for it; `sending`: it is a send (which
+        `close()` may end with `OutcomeUnknown`, see `_send`)."""
         try:
             asyncio.get_running_loop()
         except RuntimeError:
@@ -92,7 +95,9 @@ class Sender:
         if self._closed:
             coroutine.close()
             raise SenderClosed("this Sender is closed; create a new one")
-        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+        future = asyncio.run_coroutine_threadsafe(
+            _send(self, coroutine) if sending else coroutine, self._loop
+        )
         try:
             return future.result()
         except concurrent.futures.CancelledError:
@@ -109,11 +114,11 @@ class Sender:
 
     def send(self, phonenumber: str | int, textmessage: str, **fields: Any) -> SendResult:
         """Send one SMS; as `AsyncSender.send()` (the same fields, the same errors)."""
-        return self._call(self._sender.send(phonenumber, textmessage, **fields))
+        return self._call(self._sender.send(phonenumber, textmessage, **fields), sending=True)
 
     def send_message(self, sms: SMS, **options: Any) -> SendResult:
         """Send a prepared `SMS`; as `AsyncSender.send_message()`."""
-        return self._call(self._sender.send_message(sms, **options))
+        return self._call(self._sender.send_message(sms, **options), sending=True)
 
     def send_many(self, messages: Iterable[SMS], **options: Any) -> Iterator[Outcome]:
         """Send many messages; an iterator of one `Outcome` per input, as they complete.
@@ -206,6 +211,20 @@ class Sender:
 async def _build(cls: Any, options: dict[str, Any]) -> Any:
     # Built on the loop it will run on.
     return cls(**options)
+
+
+async def _send(facade: Sender, sending: Coroutine[Any, Any, _T]) -> _T:
+    """A send on the facade's loop. Ended by `close()` where an attempt may have reached the
+    gateway (waiting for the next one, or for its lookup), it is `OutcomeUnknown`, not the
+    `SenderClosed` of a call that sent nothing."""
+    try:
+        return await sending
+    except asyncio.CancelledError as cancelled:
+        ambiguous = getattr(cancelled, MAY_HAVE_BEEN_SENT, None)
+        if not facade.closed or not isinstance(ambiguous, OutcomeUnknown):
+            raise
+        closed = SenderClosed("this Sender was closed while the call was waiting")
+        raise still_unknown(ambiguous, closed, ambiguous.attempts) from closed
 
 
 async def _start(sender: Any, messages: Iterable[SMS], options: dict[str, Any]) -> Any:

@@ -17,6 +17,7 @@ from haorui_async import (
     OutcomeUnknown,
     Rejected,
     RetryPolicy,
+    SenderClosed,
     SendError,
     SubmissionFailed,
 )
@@ -288,3 +289,90 @@ async def test_a_pause_past_the_deadline_is_not_sent(
         with pytest.raises(NotSent, match="pause"):
             await sender.send("8613912345678", "second")
     assert handler.calls == 1
+
+
+# -- an attempt that may have been accepted, then one that settles nothing ------------------
+
+AMBIGUOUS_THEN = [
+    ("not sent twice", [raising(httpx.ConnectError), raising(httpx.ConnectError)]),
+    ("refused as it stands", [answering(401)]),
+    ("answered F", [answering(200, json={"status": "F", "remarks": "duplicate"})]),
+]
+
+
+@pytest.mark.parametrize(
+    "then", [then for _, then in AMBIGUOUS_THEN], ids=[case for case, _ in AMBIGUOUS_THEN]
+)
+async def test_a_retry_of_an_ambiguous_attempt_never_makes_the_message_not_sent(
+    make_sender: Callable[..., AsyncSender], then: list[Callable[[httpx.Request], httpx.Response]]
+) -> None:
+    # retry_ambiguous=True: the first request may have been accepted. What the retries meet
+    # afterwards (a refused connection, a 401, a refusal) says nothing of that first one.
+    handler = CountingHandler(scripted(raising(httpx.ReadTimeout), *then))
+    retry = RetryPolicy(attempts=len(then) + 1, retry_ambiguous=True)
+    async with make_sender(handler, retry=retry) as sender:
+        with pytest.raises(SendError) as info:
+            await sender.send("8613912345678", "hi", uid="maybe-1")
+    assert handler.calls == len(then) + 1
+    assert type(info.value) is OutcomeUnknown
+    assert info.value.may_have_been_sent
+    assert info.value.attempts == len(then) + 1
+    assert "attempt 1 may have been accepted" in info.value.detail
+    assert isinstance(info.value.__cause__, SendError)
+
+
+async def test_a_sender_closed_before_the_retry_of_an_ambiguous_attempt_leaves_it_unknown(
+    make_sender: Callable[..., AsyncSender],
+) -> None:
+    handler = CountingHandler(scripted(raising(httpx.ReadTimeout)))
+    closing: list[AsyncSender] = []
+
+    async def sleep(seconds: float) -> None:
+        # The pause between attempts: the service shuts the sender down meanwhile.
+        await closing[0].aclose()
+
+    sender = make_sender(handler, retry=RetryPolicy(attempts=3, retry_ambiguous=True), sleep=sleep)
+    closing.append(sender)
+    with pytest.raises(SendError) as info:
+        await sender.send("8613912345678", "hi", uid="maybe-2")
+    assert handler.calls == 1
+    assert type(info.value) is OutcomeUnknown
+    assert info.value.attempts == 1
+    assert "closed" in info.value.detail
+
+
+async def test_a_sender_closed_before_a_retry_of_what_never_went_out_is_sender_closed(
+    make_sender: Callable[..., AsyncSender],
+) -> None:
+    # Nothing reached the gateway: closing it is no reason to say more than SenderClosed.
+    handler = CountingHandler(scripted(raising(httpx.ConnectError)))
+    closing: list[AsyncSender] = []
+
+    async def sleep(seconds: float) -> None:
+        await closing[0].aclose()
+
+    sender = make_sender(handler, retry=RetryPolicy(attempts=3), sleep=sleep)
+    closing.append(sender)
+    with pytest.raises(SenderClosed):
+        await sender.send("8613912345678", "hi")
+    assert handler.calls == 1
+
+
+async def test_a_sender_closed_while_it_waits_to_look_up_a_lost_answer_leaves_it_unknown(
+    make_sender: Callable[..., AsyncSender],
+) -> None:
+    handler = CountingHandler(scripted(raising(httpx.ReadTimeout)))
+    closing: list[AsyncSender] = []
+
+    async def sleep(seconds: float) -> None:
+        # The wait before the lookup (reconcile_settle): the sender is shut down meanwhile.
+        await closing[0].aclose()
+
+    sender = make_sender(handler, reconcile_unknown=True, sleep=sleep)
+    closing.append(sender)
+    with pytest.raises(SendError) as info:
+        await sender.send("8613912345678", "hi", uid="maybe-3")
+    assert handler.calls == 1
+    # The lookup could not be made: the verdict is unknown, and so is the outcome.
+    assert type(info.value) is OutcomeUnknown
+    assert info.value.attempts == 1

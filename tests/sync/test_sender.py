@@ -182,3 +182,38 @@ def test_closing_it_ends_a_call_still_waiting_with_sender_closed() -> None:
     assert [type(exc) for exc in caught] == [SenderClosed]
     assert "closed while" in str(caught[0])
     assert gateway.received == 0
+
+
+def test_closing_it_while_a_lost_answer_is_looked_up_leaves_the_outcome_unknown() -> None:
+    # The request reached the gateway (which accepted it) and its answer was lost: closed
+    # while the call waits to look the message up, the call may not say "not sent".
+    gateway = FakeGateway()
+    gateway.inject(LoseAnswer())
+    settling = threading.Event()
+
+    async def sleep(seconds: float) -> None:
+        settling.set()
+        await asyncio.Event().wait()
+
+    sender = make(gateway, reconcile_unknown=True, sleep=sleep)
+    caught: list[BaseException] = []
+
+    def send() -> None:
+        try:
+            sender.send(PHONE, "its answer is lost, then the sender closes", uid="lost-2")
+        except BaseException as exc:
+            caught.append(exc)
+
+    thread = threading.Thread(target=send, daemon=True)
+    thread.start()
+    assert settling.wait(30)
+    sender.close()
+    thread.join(30)
+    assert not thread.is_alive()
+    assert [type(exc) for exc in caught] == [OutcomeUnknown]
+    unknown = caught[0]
+    assert isinstance(unknown, OutcomeUnknown)
+    assert unknown.uid == "lost-2"
+    assert unknown.may_have_been_sent
+    assert "closed while" in str(unknown)
+    assert gateway.received == 1
