@@ -22,7 +22,7 @@ from haorui_async import (
     SubmissionFailed,
 )
 
-from .._kit import CountingHandler, make_test_sender
+from .._kit import Answer, CountingHandler, make_test_sender
 from .conftest import FakeSleep, accepted, scripted
 
 ATTEMPTS = 4
@@ -321,18 +321,26 @@ async def test_a_retry_of_an_ambiguous_attempt_never_makes_the_message_not_sent(
     assert isinstance(info.value.__cause__, SendError)
 
 
-async def test_a_sender_closed_before_the_retry_of_an_ambiguous_attempt_leaves_it_unknown(
-    make_sender: Callable[..., AsyncSender],
-) -> None:
-    handler = CountingHandler(scripted(raising(httpx.ReadTimeout)))
+def closed_in_its_first_wait(
+    make_sender: Callable[..., AsyncSender], first: Answer, **options: Any
+) -> tuple[AsyncSender, CountingHandler]:
+    """A sender whose first request meets `first`, and which the service shuts down during
+    the first wait that follows (the pause before a retry, or before a lookup)."""
+    handler = CountingHandler(scripted(first))
     closing: list[AsyncSender] = []
 
     async def sleep(seconds: float) -> None:
-        # The pause between attempts: the service shuts the sender down meanwhile.
         await closing[0].aclose()
 
-    sender = make_sender(handler, retry=RetryPolicy(attempts=3, retry_ambiguous=True), sleep=sleep)
-    closing.append(sender)
+    closing.append(make_sender(handler, sleep=sleep, **options))
+    return closing[0], handler
+
+
+async def test_a_sender_closed_before_the_retry_of_an_ambiguous_attempt_leaves_it_unknown(
+    make_sender: Callable[..., AsyncSender],
+) -> None:
+    retry = RetryPolicy(attempts=3, retry_ambiguous=True)
+    sender, handler = closed_in_its_first_wait(make_sender, raising(httpx.ReadTimeout), retry=retry)
     with pytest.raises(SendError) as info:
         await sender.send("8613912345678", "hi", uid="maybe-2")
     assert handler.calls == 1
@@ -345,14 +353,10 @@ async def test_a_sender_closed_before_a_retry_of_what_never_went_out_is_sender_c
     make_sender: Callable[..., AsyncSender],
 ) -> None:
     # Nothing reached the gateway: closing it is no reason to say more than SenderClosed.
-    handler = CountingHandler(scripted(raising(httpx.ConnectError)))
-    closing: list[AsyncSender] = []
-
-    async def sleep(seconds: float) -> None:
-        await closing[0].aclose()
-
-    sender = make_sender(handler, retry=RetryPolicy(attempts=3), sleep=sleep)
-    closing.append(sender)
+    retry = RetryPolicy(attempts=3)
+    sender, handler = closed_in_its_first_wait(
+        make_sender, raising(httpx.ConnectError), retry=retry
+    )
     with pytest.raises(SenderClosed):
         await sender.send("8613912345678", "hi")
     assert handler.calls == 1
@@ -361,15 +365,9 @@ async def test_a_sender_closed_before_a_retry_of_what_never_went_out_is_sender_c
 async def test_a_sender_closed_while_it_waits_to_look_up_a_lost_answer_leaves_it_unknown(
     make_sender: Callable[..., AsyncSender],
 ) -> None:
-    handler = CountingHandler(scripted(raising(httpx.ReadTimeout)))
-    closing: list[AsyncSender] = []
-
-    async def sleep(seconds: float) -> None:
-        # The wait before the lookup (reconcile_settle): the sender is shut down meanwhile.
-        await closing[0].aclose()
-
-    sender = make_sender(handler, reconcile_unknown=True, sleep=sleep)
-    closing.append(sender)
+    sender, handler = closed_in_its_first_wait(
+        make_sender, raising(httpx.ReadTimeout), reconcile_unknown=True
+    )
     with pytest.raises(SendError) as info:
         await sender.send("8613912345678", "hi", uid="maybe-3")
     assert handler.calls == 1
