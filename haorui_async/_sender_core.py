@@ -34,8 +34,11 @@ from ._telemetry import Observer, SendTrace
 
 __all__ = ["MAY_HAVE_BEEN_SENT", "SenderCore", "State"]
 
-#: The attribute a cancelled send sets on its `CancelledError` where an attempt may have
-#: reached the gateway: the `OutcomeUnknown` of that attempt.
+#: The attribute a cancelled send sets on its `CancelledError` where a request of it may have
+#: reached the gateway (the cancellation landed in an exchange, or after an attempt whose
+#: outcome is unknown): an `OutcomeUnknown` saying so. `CancelledError` stays what a
+#: cancelled coroutine raises; the `Sender` facade, which cancels its calls on `close()`,
+#: reads this to tell its callers the truth.
 MAY_HAVE_BEEN_SENT = "_haorui_may_have_been_sent"
 
 logger = logging.getLogger(defaults.LOGGER_NAME)
@@ -185,9 +188,13 @@ async def _send(sender: SenderCore, sms: SMS, reconcile_unknown: bool | None) ->
             if trace is not None:
                 trace.end(None, unknown)
             raise caused_by(unknown, exc)
-        if ambiguous is not None and isinstance(exc, asyncio.CancelledError):
+        if (
+            ambiguous is not None
+            and isinstance(exc, asyncio.CancelledError)
+            and getattr(exc, MAY_HAVE_BEEN_SENT, None) is None
+        ):
             # For whoever turns this cancellation into an outcome (the `Sender` facade's
-            # close): the message may have been sent.
+            # close): an earlier attempt may have been accepted.
             setattr(exc, MAY_HAVE_BEEN_SENT, ambiguous)
         if trace is not None:
             trace.end(None, exc)
@@ -248,6 +255,19 @@ async def _attempt(
         lost = translate(exc, sms, attempt, sender._password)
         if lost.__cause__ is exc:
             raise caused_by(lost, exc)
+    except asyncio.CancelledError as cancelled:
+        # Cancelled with the request perhaps at the gateway: said for whoever makes this
+        # cancellation an outcome (see `MAY_HAVE_BEEN_SENT`).
+        setattr(
+            cancelled,
+            MAY_HAVE_BEEN_SENT,
+            OutcomeUnknown(
+                "cancelled during the exchange: the request may have reached the gateway",
+                message=sms,
+                attempts=attempt,
+            ),
+        )
+        raise
     finally:
         admission.leave()
     if lost is not None:

@@ -63,7 +63,11 @@ class Sender:
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="haorui-async Sender", daemon=True
         )
-        self._lock = threading.Lock()
+        # Held by `close()` throughout, and by a call while it hands its coroutine over: no
+        # call is handed to a loop that is stopping. Re-entrant: `close()` makes a call.
+        self._lock = threading.RLock()
+        #: Set once `close()` has stopped the loop: what ran on it has unwound.
+        self._stopped = threading.Event()
         self._closed = False
         #: Runs stopped from the loop's own thread, still stopping (strong references).
         self._closing: set[asyncio.Task[None]] = set()
@@ -92,12 +96,13 @@ class Sender:
         else:
             coroutine.close()
             raise RuntimeError(INSIDE_A_LOOP)
-        if self._closed:
-            coroutine.close()
-            raise SenderClosed("this Sender is closed; create a new one")
-        future = asyncio.run_coroutine_threadsafe(
-            _send(self, coroutine) if sending else coroutine, self._loop
-        )
+        with self._lock:
+            if self._closed:
+                coroutine.close()
+                raise SenderClosed("this Sender is closed; create a new one")
+            future = asyncio.run_coroutine_threadsafe(
+                _send(self, coroutine) if sending else coroutine, self._loop
+            )
         try:
             return future.result()
         except concurrent.futures.CancelledError:
@@ -125,7 +130,9 @@ class Sender:
 
         The same options as `AsyncSender.send_many()`. `messages` is read on the facade's
         loop thread, lazily. Leaving the loop early (`break`, or closing the iterator) stops
-        the run as `BulkSend.aclose()` does.
+        the run as `BulkSend.aclose()` does. Ended by `close()`, it yields the outcomes of
+        the messages it had taken and not yielded (those in flight `OutcomeUnknown`), then
+        raises `SenderClosed`.
 
         Raises as `AsyncSender.send_many()` does, at once.
         """
@@ -136,9 +143,18 @@ class Sender:
         try:
             while True:
                 try:
-                    yield self._call(_next(bulk))
+                    outcome = self._call(_next(bulk))
                 except StopAsyncIteration:
                     return
+                except SenderClosed:
+                    if not self._closed:  # pragma: no cover - only `close()` ends a run
+                        raise
+                    # `close()` stopped the run: the messages it had taken and not yielded
+                    # (sends in flight are cancelled, so `OutcomeUnknown`) come first.
+                    self._stopped.wait(CLOSE_TIMEOUT)
+                    yield from bulk.unyielded
+                    raise
+                yield outcome
         finally:
             self._stop_bulk(bulk)
 
@@ -195,6 +211,7 @@ class Sender:
         self._thread.join(CLOSE_TIMEOUT)
         if not self._thread.is_alive():
             self._loop.close()
+        self._stopped.set()
 
     def __enter__(self) -> Sender:
         return self

@@ -7,9 +7,10 @@ import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import pytest
 
-from haorui_async import SMS, InvalidMessage, OutcomeUnknown, Sender, SenderClosed
+from haorui_async import SMS, InvalidMessage, Outcome, OutcomeUnknown, Sender, SenderClosed
 from haorui_async.testing import (
     DEMO_API_ID,
     DEMO_API_PASSWORD,
@@ -217,3 +218,77 @@ def test_closing_it_while_a_lost_answer_is_looked_up_leaves_the_outcome_unknown(
     assert unknown.may_have_been_sent
     assert "closed while" in str(unknown)
     assert gateway.received == 1
+
+
+def hanging_transport(arrived: threading.Event, expected: int = 1) -> httpx.MockTransport:
+    """A gateway that takes each request and never answers; `arrived` is set once
+    `expected` requests have reached it."""
+    received: list[httpx.Request] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        received.append(request)
+        if len(received) == expected:
+            arrived.set()
+        await asyncio.Event().wait()
+        raise AssertionError("never answered")
+
+    return httpx.MockTransport(handler)
+
+
+def test_closing_it_during_an_exchange_leaves_the_outcome_unknown() -> None:
+    # A transport that does not abort its requests when closed: close() cancels the call
+    # with its request at the gateway.
+    arrived = threading.Event()
+    sender = Sender(
+        api_id=DEMO_API_ID,
+        api_password=DEMO_API_PASSWORD,
+        sender_id="HAORUI",
+        transport=hanging_transport(arrived),
+    )
+    caught: list[BaseException] = []
+
+    def send() -> None:
+        try:
+            sender.send(PHONE, "at the gateway when the sender closes", uid="inflight-1")
+        except BaseException as exc:
+            caught.append(exc)
+
+    thread = threading.Thread(target=send, daemon=True)
+    thread.start()
+    assert arrived.wait(30)
+    sender.close()
+    thread.join(30)
+    assert not thread.is_alive()
+    assert [type(exc) for exc in caught] == [OutcomeUnknown]
+    assert isinstance(caught[0], OutcomeUnknown)
+    assert caught[0].uid == "inflight-1"
+    assert caught[0].attempts == 1
+
+
+def test_closing_it_during_send_many_yields_the_messages_in_flight_then_raises() -> None:
+    arrived = threading.Event()
+    sender = Sender(
+        api_id=DEMO_API_ID,
+        api_password=DEMO_API_PASSWORD,
+        sender_id="HAORUI",
+        transport=hanging_transport(arrived, expected=2),
+    )
+    messages = [SMS(PHONE, f"bulk {n}", uid=f"bulk-{n}") for n in range(4)]
+    got: list[Outcome] = []
+    ended: list[BaseException] = []
+
+    def consume() -> None:
+        try:
+            got.extend(sender.send_many(messages, concurrency=2))
+        except BaseException as exc:
+            ended.append(exc)
+
+    thread = threading.Thread(target=consume, daemon=True)
+    thread.start()
+    assert arrived.wait(30)
+    sender.close()
+    thread.join(30)
+    assert not thread.is_alive()
+    # The two at the gateway: one outcome each, unknown; the two never taken: none.
+    assert sorted((o.uid, o.kind) for o in got) == [("bulk-0", "unknown"), ("bulk-1", "unknown")]
+    assert [type(exc) for exc in ended] == [SenderClosed]
