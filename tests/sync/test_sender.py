@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -161,25 +162,36 @@ class _NeverLimiter:
         await asyncio.Event().wait()
 
 
+def closed_during(
+    sender: Sender, call: Callable[[], object], reached: threading.Event
+) -> list[BaseException]:
+    """Run `call` in a thread of its own, close `sender` once `reached` is set, and return
+    what the call raised. A bound on a failure, not a timing: before the fixes these tests
+    came with, such a call could wait for a stopped loop for good."""
+    caught: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            call()
+        except BaseException as exc:
+            caught.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert reached.wait(30)
+    sender.close()
+    thread.join(30)
+    assert not thread.is_alive()
+    return caught
+
+
 def test_closing_it_ends_a_call_still_waiting_with_sender_closed() -> None:
     limiter = _NeverLimiter()
     gateway = FakeGateway()
     sender = make(gateway, rate_limit=limiter)
-    caught: list[BaseException] = []
-
-    def send() -> None:
-        try:
-            sender.send(PHONE, "waits for a turn that never comes")
-        except BaseException as exc:
-            caught.append(exc)
-
-    thread = threading.Thread(target=send, daemon=True)
-    thread.start()
-    assert limiter.waiting.wait(30)
-    sender.close()
-    # A bound on a failure, not a timing: before, the call waited for a stopped loop for good.
-    thread.join(30)
-    assert not thread.is_alive()
+    caught = closed_during(
+        sender, lambda: sender.send(PHONE, "waits for a turn that never comes"), limiter.waiting
+    )
     assert [type(exc) for exc in caught] == [SenderClosed]
     assert "closed while" in str(caught[0])
     assert gateway.received == 0
@@ -197,20 +209,11 @@ def test_closing_it_while_a_lost_answer_is_looked_up_leaves_the_outcome_unknown(
         await asyncio.Event().wait()
 
     sender = make(gateway, reconcile_unknown=True, sleep=sleep)
-    caught: list[BaseException] = []
-
-    def send() -> None:
-        try:
-            sender.send(PHONE, "its answer is lost, then the sender closes", uid="lost-2")
-        except BaseException as exc:
-            caught.append(exc)
-
-    thread = threading.Thread(target=send, daemon=True)
-    thread.start()
-    assert settling.wait(30)
-    sender.close()
-    thread.join(30)
-    assert not thread.is_alive()
+    caught = closed_during(
+        sender,
+        lambda: sender.send(PHONE, "its answer is lost, then the sender closes", uid="lost-2"),
+        settling,
+    )
     assert [type(exc) for exc in caught] == [OutcomeUnknown]
     unknown = caught[0]
     assert isinstance(unknown, OutcomeUnknown)
@@ -220,8 +223,9 @@ def test_closing_it_while_a_lost_answer_is_looked_up_leaves_the_outcome_unknown(
     assert gateway.received == 1
 
 
-def hanging_transport(arrived: threading.Event, expected: int = 1) -> httpx.MockTransport:
-    """A gateway that takes each request and never answers; `arrived` is set once
+def hanging(arrived: threading.Event, expected: int = 1) -> Sender:
+    """A `Sender` to a gateway that takes each request and never answers (through a
+    transport that does not abort its requests when closed); `arrived` is set once
     `expected` requests have reached it."""
     received: list[httpx.Request] = []
 
@@ -232,33 +236,22 @@ def hanging_transport(arrived: threading.Event, expected: int = 1) -> httpx.Mock
         await asyncio.Event().wait()
         raise AssertionError("never answered")
 
-    return httpx.MockTransport(handler)
-
-
-def test_closing_it_during_an_exchange_leaves_the_outcome_unknown() -> None:
-    # A transport that does not abort its requests when closed: close() cancels the call
-    # with its request at the gateway.
-    arrived = threading.Event()
-    sender = Sender(
+    return Sender(
         api_id=DEMO_API_ID,
         api_password=DEMO_API_PASSWORD,
         sender_id="HAORUI",
-        transport=hanging_transport(arrived),
+        transport=httpx.MockTransport(handler),
     )
-    caught: list[BaseException] = []
 
-    def send() -> None:
-        try:
-            sender.send(PHONE, "at the gateway when the sender closes", uid="inflight-1")
-        except BaseException as exc:
-            caught.append(exc)
 
-    thread = threading.Thread(target=send, daemon=True)
-    thread.start()
-    assert arrived.wait(30)
-    sender.close()
-    thread.join(30)
-    assert not thread.is_alive()
+def test_closing_it_during_an_exchange_leaves_the_outcome_unknown() -> None:
+    arrived = threading.Event()
+    sender = hanging(arrived)
+    caught = closed_during(
+        sender,
+        lambda: sender.send(PHONE, "at the gateway when the sender closes", uid="inflight-1"),
+        arrived,
+    )
     assert [type(exc) for exc in caught] == [OutcomeUnknown]
     assert isinstance(caught[0], OutcomeUnknown)
     assert caught[0].uid == "inflight-1"
@@ -267,28 +260,12 @@ def test_closing_it_during_an_exchange_leaves_the_outcome_unknown() -> None:
 
 def test_closing_it_during_send_many_yields_the_messages_in_flight_then_raises() -> None:
     arrived = threading.Event()
-    sender = Sender(
-        api_id=DEMO_API_ID,
-        api_password=DEMO_API_PASSWORD,
-        sender_id="HAORUI",
-        transport=hanging_transport(arrived, expected=2),
-    )
+    sender = hanging(arrived, expected=2)
     messages = [SMS(PHONE, f"bulk {n}", uid=f"bulk-{n}") for n in range(4)]
     got: list[Outcome] = []
-    ended: list[BaseException] = []
-
-    def consume() -> None:
-        try:
-            got.extend(sender.send_many(messages, concurrency=2))
-        except BaseException as exc:
-            ended.append(exc)
-
-    thread = threading.Thread(target=consume, daemon=True)
-    thread.start()
-    assert arrived.wait(30)
-    sender.close()
-    thread.join(30)
-    assert not thread.is_alive()
+    caught = closed_during(
+        sender, lambda: got.extend(sender.send_many(messages, concurrency=2)), arrived
+    )
     # The two at the gateway: one outcome each, unknown; the two never taken: none.
     assert sorted((o.uid, o.kind) for o in got) == [("bulk-0", "unknown"), ("bulk-1", "unknown")]
-    assert [type(exc) for exc in ended] == [SenderClosed]
+    assert [type(exc) for exc in caught] == [SenderClosed]
