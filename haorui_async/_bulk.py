@@ -11,7 +11,9 @@ the input is accounted for in `BulkSend.unyielded`:
 
 - on a stop, sends in flight may finish within `grace` seconds; their real outcomes are kept;
 - on cancellation (or when the grace runs out), sends in flight are cancelled and recorded as
-  `OutcomeUnknown`: the request may already have reached the gateway.
+  `OutcomeUnknown` where a request of theirs may already have reached the gateway (it was in
+  flight, or an earlier attempt's outcome was unknown), and as `NotSent` where none can have
+  (they waited for their turn at the rate limit, a slot, or a retry of what never went out).
 """
 
 from __future__ import annotations
@@ -26,12 +28,14 @@ from . import _defaults as defaults
 from ._exceptions import (
     ConfigurationError,
     InvalidMessage,
+    NotSent,
     OutcomeUnknown,
     SenderClosed,
     SendError,
 )
 from ._message import SMS
 from ._outcome import KINDS, BulkReport, Outcome, OutcomeKind, kind_of
+from ._sender_core import CANCELLED_AS
 
 if TYPE_CHECKING:
     from ._sender import AsyncSender
@@ -202,17 +206,8 @@ class _Run:
             result = await self.sender.send_message(item, reconcile_unknown=self.reconcile_unknown)
         except (SendError, InvalidMessage, SenderClosed) as exc:
             self.deliver(Outcome(index, item, error=exc))
-        except asyncio.CancelledError:
-            self.deliver(
-                Outcome(
-                    index,
-                    item,
-                    error=OutcomeUnknown(
-                        "cancelled while in flight: the request may have reached the gateway",
-                        message=item,
-                    ),
-                )
-            )
+        except asyncio.CancelledError as cancelled:
+            self.deliver(Outcome(index, item, error=self.cancelled(item, cancelled)))
             raise
         except Exception as exc:
             # Not the SDK's own failure, from anywhere in the send: it may have gone out.
@@ -222,6 +217,25 @@ class _Run:
             self.deliver(Outcome(index, item, result=result))
         finally:
             self.sending.discard(task)
+
+    def cancelled(self, item: SMS, cancelled: asyncio.CancelledError) -> SendError:
+        """The outcome of a send cancelled in flight: what the SDK's send marked its
+        cancellation as (`CANCELLED_AS`), or, unmarked (a `send_message` of a subclass's
+        own), `OutcomeUnknown`."""
+        marked = getattr(cancelled, CANCELLED_AS, None)
+        if isinstance(marked, NotSent):
+            return NotSent(
+                f"cancelled while in flight: {marked.detail}",
+                message=item,
+                attempts=marked.attempts,
+            )
+        if isinstance(marked, OutcomeUnknown):
+            detail, attempts = marked.detail, marked.attempts
+        else:
+            detail, attempts = "the request may have reached the gateway", 1
+        return OutcomeUnknown(
+            f"cancelled while in flight: {detail}", message=item, attempts=attempts
+        )
 
     def deliver(self, outcome: Outcome) -> None:
         self.done[outcome.index] = outcome

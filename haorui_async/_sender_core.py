@@ -32,14 +32,15 @@ from ._reconcile import DeliveryTracker, Reconciliation
 from ._secrets import Secret
 from ._telemetry import Observer, SendTrace
 
-__all__ = ["MAY_HAVE_BEEN_SENT", "SenderCore", "State"]
+__all__ = ["CANCELLED_AS", "SenderCore", "State"]
 
-#: The attribute a cancelled send sets on its `CancelledError` where a request of it may have
-#: reached the gateway (the cancellation landed in an exchange, or after an attempt whose
-#: outcome is unknown): an `OutcomeUnknown` saying so. `CancelledError` stays what a
-#: cancelled coroutine raises; the `Sender` facade, which cancels its calls on `close()`,
-#: reads this to tell its callers the truth.
-MAY_HAVE_BEEN_SENT = "_haorui_may_have_been_sent"
+#: The attribute the SDK's send sets on the `CancelledError` it ends with: the `SendError`
+#: the cancellation amounts to. `OutcomeUnknown` where a request of it may have reached the
+#: gateway (the cancellation landed in an exchange, or after an attempt whose outcome is
+#: unknown), else `NotSent`. The send still raises `CancelledError`, as a cancelled coroutine
+#: does; the `Sender` facade (whose `close()` cancels its calls) and `send_many` (which
+#: records an outcome for each send it cancels) read this to tell the truth.
+CANCELLED_AS = "_haorui_cancelled_as"
 
 logger = logging.getLogger(defaults.LOGGER_NAME)
 
@@ -118,7 +119,8 @@ async def _send(sender: SenderCore, sms: SMS, reconcile_unknown: bool | None) ->
             tracker.sent(sms.uid)  # before the request goes out, so its report is applied
     request = sender._encode(sms)
     trace = None if sender._observer is None else sender._observer.start(sms)
-    attempt = made = 1
+    attempt = 1
+    made = 0  # attempts that ended in a failure so far
     # The last failure that may have reached the gateway and was not proven otherwise (a
     # lookup): while there is one, no later failure makes the message "not sent".
     ambiguous: OutcomeUnknown | None = None
@@ -188,14 +190,20 @@ async def _send(sender: SenderCore, sms: SMS, reconcile_unknown: bool | None) ->
             if trace is not None:
                 trace.end(None, unknown)
             raise caused_by(unknown, exc)
-        if (
-            ambiguous is not None
-            and isinstance(exc, asyncio.CancelledError)
-            and getattr(exc, MAY_HAVE_BEEN_SENT, None) is None
-        ):
-            # For whoever turns this cancellation into an outcome (the `Sender` facade's
-            # close): an earlier attempt may have been accepted.
-            setattr(exc, MAY_HAVE_BEEN_SENT, ambiguous)
+        if isinstance(exc, asyncio.CancelledError) and getattr(exc, CANCELLED_AS, None) is None:
+            # Not cancelled in an exchange (which says so itself): unknown if an earlier
+            # attempt may have been accepted, else nothing of it reached the gateway.
+            setattr(
+                exc,
+                CANCELLED_AS,
+                ambiguous
+                if ambiguous is not None
+                else NotSent(
+                    "cancelled before a request of it reached the gateway",
+                    message=sms,
+                    attempts=made,
+                ),
+            )
         if trace is not None:
             trace.end(None, exc)
         raise
@@ -256,11 +264,10 @@ async def _attempt(
         if lost.__cause__ is exc:
             raise caused_by(lost, exc)
     except asyncio.CancelledError as cancelled:
-        # Cancelled with the request perhaps at the gateway: said for whoever makes this
-        # cancellation an outcome (see `MAY_HAVE_BEEN_SENT`).
+        # Cancelled with the request perhaps at the gateway (see `CANCELLED_AS`).
         setattr(
             cancelled,
-            MAY_HAVE_BEEN_SENT,
+            CANCELLED_AS,
             OutcomeUnknown(
                 "cancelled during the exchange: the request may have reached the gateway",
                 message=sms,

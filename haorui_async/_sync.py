@@ -25,7 +25,7 @@ from ._message import SMS
 from ._outcome import Outcome
 from ._protocol import SendResult
 from ._reconcile import Reconciliation
-from ._sender_core import MAY_HAVE_BEEN_SENT, still_unknown
+from ._sender_core import CANCELLED_AS, still_unknown
 
 __all__ = ["Sender"]
 
@@ -237,7 +237,7 @@ async def _send(facade: Sender, sending: Coroutine[Any, Any, _T]) -> _T:
     try:
         return await sending
     except asyncio.CancelledError as cancelled:
-        ambiguous = getattr(cancelled, MAY_HAVE_BEEN_SENT, None)
+        ambiguous = getattr(cancelled, CANCELLED_AS, None)
         if not facade.closed or not isinstance(ambiguous, OutcomeUnknown):
             raise
         closed = SenderClosed("this Sender was closed while the call was waiting")

@@ -15,6 +15,7 @@ from haorui_async import (
     AsyncSender,
     ConfigurationError,
     InvalidMessage,
+    NotSent,
     OutcomeUnknown,
     RetryPolicy,
     SenderClosed,
@@ -250,6 +251,33 @@ async def test_cancelling_the_consumer_records_in_flight_sends_as_unknown() -> N
         assert len(gateway.starts) == 4
     assert [o.index for o in bulk.unyielded] == [0, 1, 2, 3]
     assert {o.kind for o in bulk.unyielded} == {"unknown"}
+
+
+async def test_cancelled_sends_that_waited_for_a_slot_are_not_sent_those_in_flight_unknown() -> (
+    None
+):
+    # Five sends at once through a sender with two slots: two at the gateway, three waiting.
+    gateway = RecordingGateway(delay=10)
+    async with make_sender(gateway, max_concurrency=2) as sender:
+        bulk = send_many(sender, messages(100), concurrency=5)
+
+        async def consume() -> None:
+            async with bulk:
+                async for _ in bulk:
+                    pass
+
+        task = asyncio.create_task(consume())
+        await eventually(lambda: len(gateway.starts) == 2)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    outcomes = bulk.unyielded
+    assert len(gateway.starts) == 2
+    assert [o.index for o in outcomes] == [0, 1, 2, 3, 4]
+    # As many unknown as reached the gateway; the others provably not sent.
+    assert sorted(o.kind for o in outcomes) == ["not_sent"] * 3 + ["unknown"] * 2
+    assert all(isinstance(o.error, NotSent) for o in outcomes if o.kind == "not_sent")
+    assert not any(o.may_have_been_sent for o in outcomes if o.kind == "not_sent")
 
 
 async def test_breaking_out_of_a_plain_async_for_stops_the_run() -> None:
