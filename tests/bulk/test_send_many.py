@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import random
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import httpx
 import pytest
@@ -20,7 +20,7 @@ from haorui_async import (
     RetryPolicy,
     SenderClosed,
 )
-from haorui_async._bulk import BulkReport, Outcome, _Window, send_all, send_many
+from haorui_async._bulk import BulkReport, BulkSend, Outcome, _Window, send_all, send_many
 
 from .conftest import RecordingGateway, accepted, eventually, make_sender, messages
 
@@ -231,21 +231,27 @@ async def test_sends_still_in_flight_when_the_grace_runs_out_are_unknown() -> No
     assert all(isinstance(o.error, OutcomeUnknown) for o in unknown)
 
 
+async def cancel_the_consumer_once(bulk: BulkSend, condition: Callable[[], bool]) -> None:
+    """Consume `bulk` in a task of its own (in `async with`), and cancel that task once
+    `condition()` holds."""
+
+    async def consume() -> None:
+        async with bulk:
+            async for _ in bulk:
+                pass
+
+    task = asyncio.create_task(consume())
+    await eventually(condition)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
 async def test_cancelling_the_consumer_records_in_flight_sends_as_unknown() -> None:
     gateway = RecordingGateway(delay=10)
     async with make_sender(gateway, max_concurrency=4) as sender:
         bulk = send_many(sender, messages(100))
-
-        async def consume() -> None:
-            async with bulk:
-                async for _ in bulk:
-                    pass
-
-        task = asyncio.create_task(consume())
-        await eventually(lambda: len(gateway.starts) == 4)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+        await cancel_the_consumer_once(bulk, lambda: len(gateway.starts) == 4)
         assert len(gateway.starts) == 4
         await asyncio.sleep(0.05)
         assert len(gateway.starts) == 4
@@ -260,17 +266,7 @@ async def test_cancelled_sends_that_waited_for_a_slot_are_not_sent_those_in_flig
     gateway = RecordingGateway(delay=10)
     async with make_sender(gateway, max_concurrency=2) as sender:
         bulk = send_many(sender, messages(100), concurrency=5)
-
-        async def consume() -> None:
-            async with bulk:
-                async for _ in bulk:
-                    pass
-
-        task = asyncio.create_task(consume())
-        await eventually(lambda: len(gateway.starts) == 2)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+        await cancel_the_consumer_once(bulk, lambda: len(gateway.starts) == 2 and bulk.taken == 5)
     outcomes = bulk.unyielded
     assert len(gateway.starts) == 2
     assert [o.index for o in outcomes] == [0, 1, 2, 3, 4]
