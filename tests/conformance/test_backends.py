@@ -226,38 +226,55 @@ async def _trickle(
 ) -> None:
     await server.read_request(reader)
     answer = answer_bytes("u-slow")
-    size = len(answer) // 8 + 1
+    size = len(answer) // TRICKLE_PARTS + 1
     for start in range(0, len(answer), size):
         writer.write(answer[start : start + size])
         await writer.drain()
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(TRICKLE_GAP)
+
+
+#: The trickling answer: in this many parts, this many seconds apart, against a read timeout
+#: shorter than the whole (so it is per read) and 9 gaps long (so a busy machine's stall of
+#: most of a second between two parts still passes).
+TRICKLE_PARTS = 12
+TRICKLE_GAP = 0.1
+TRICKLE_READ_TIMEOUT = 0.9
 
 
 async def test_slow_answer_within_the_read_timeout_of_each_read_is_accepted(
     backend: MakeSender,
 ) -> None:
-    # About 0.8 s in all, never 0.5 s without a byte: the read timeout is per read.
-    timeout = httpx.Timeout(TIMEOUT_OTHER, read=0.5)
+    # About 1.2 s in all, never 0.9 s without a byte: the read timeout is per read.
+    timeout = httpx.Timeout(TIMEOUT_OTHER, read=TRICKLE_READ_TIMEOUT)
     async with sender_facing(_trickle, backend, timeout=timeout) as (_, sender):
         result = await sender.send(PHONE, TEXT, uid="u-slow")
     assert result.uid == "u-slow"
 
 
-async def _answer_then_close_when_idle(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: RawServer
-) -> None:
-    await server.read_request(reader)
-    writer.write(answer_bytes(None))
-    await writer.drain()
-    await asyncio.sleep(0.05)
-
-
 async def test_connection_closed_by_server_after_an_answer_is_not_reused(
     backend: MakeSender,
 ) -> None:
-    async with sender_facing(_answer_then_close_when_idle, backend) as (server, sender):
+    answered, closed = asyncio.Event(), asyncio.Event()
+
+    async def answer_then_close_when_idle(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: RawServer
+    ) -> None:
+        await server.read_request(reader)
+        writer.write(answer_bytes(None))
+        await writer.drain()
+        await answered.wait()  # the answer was read: the connection is idle in the pool
+        writer.close()
+        await writer.wait_closed()
+        closed.set()
+
+    async with sender_facing(answer_then_close_when_idle, backend) as (server, sender):
         await sender.send(PHONE, TEXT)
-        await asyncio.sleep(0.2)
+        answered.set()
+        await closed.wait()
+        # The server's socket is closed, its FIN on the client's: a few loop iterations
+        # read it (the EOF, then the connection lost), events, not a wait for time.
+        for _ in range(10):
+            await asyncio.sleep(0)
         result = await sender.send(PHONE, TEXT)
     assert result.attempts == 1
     assert (server.connections, server.requests) == (2, 2)

@@ -73,7 +73,8 @@ class Monitor:
         ended = self._ended.wait(timeout)
         self.close()
         assert ended, f"the MONITOR stream did not show the end within {timeout}s"
-        return self._data.decode("utf-8", "replace").split("\r\n")
+        # What follows the last line break is not a whole line (the end of the last read).
+        return self._data.decode("utf-8", "replace").split("\r\n")[:-1]
 
     def close(self) -> None:
         """Stop reading (also where `stop()` was never reached)."""
@@ -88,9 +89,11 @@ def granted_turns(lines: Sequence[str], key: str) -> list[float]:
 
     A turn starts at `max(now, tat - tolerance, paused_until)` (the limiter's script): `now`
     is the `TIME` its call read, `tat` what the call before wrote (or `now` where the key had
-    expired since), the tolerance the call's own argument. Each call that grants a turn
-    writes the next `tat`; that it is the one the script must have written checks that the
-    stream was read right.
+    expired since), the tolerance the call's own argument; the call writes the next `tat`,
+    `max(tat, start) + interval`. A start past the last `tat` is read off what the call
+    wrote, exactly; one within it, from MONITOR's stamp of the `TIME` line (at most a
+    scheduler tick late). That each `tat` written is the one the script must have written
+    checks that the stream was read right.
     """
     turns: list[float] = []
     tat: float | None = None
@@ -118,14 +121,23 @@ def granted_turns(lines: Sequence[str], key: str) -> list[float]:
         elif command == "HSET" and args[1] == key and args[2] == "paused_until":
             paused = float(args[3])
         elif command == "HSET" and args[1] == key and args[2] == "tat" and reserving:
-            previous = now if tat is None else tat
-            start = max(now, previous - tolerance, paused)
             written = float(args[3])
-            expected = max(previous, start) + interval
-            # MONITOR stamps a line in microseconds as the script's TIME does, a few apart.
-            assert abs(written - expected) <= 50, (
-                f"the limiter wrote tat={written}, the stream read says {expected}: {line}"
-            )
+            previous = now if tat is None else tat
+            if written - interval > previous + 1:
+                # The turn starts after the last one's slot: at `now` (or the pause's end),
+                # which the script wrote as `start + interval`, exactly.
+                start = written - interval
+                assert start >= max(paused, previous - tolerance) - 1, line
+            else:
+                # Within the last one's slot: the script wrote `previous + interval`, and the
+                # turn started at `max(now, previous - tolerance)`. MONITOR stamps the TIME
+                # line just after the script reads TIME: `now` may be late by a scheduler
+                # tick, never early, so this start may be too.
+                assert abs(written - (previous + interval)) <= 1, (
+                    f"the limiter wrote tat={written}, the stream read says "
+                    f"{previous + interval}: {line}"
+                )
+                start = max(now, previous - tolerance, paused)
             turns.append(start / 1_000_000)
             tat = written
         elif command == "PEXPIRE" and args[1] == key:

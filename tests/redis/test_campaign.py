@@ -254,7 +254,9 @@ def test_workers_share_one_rate_limit_and_send_every_row_once(
         times = sorted(message["accepted_at"] for message in acceptances(emulator.base_url))
     turns = granted_turns(lines, key)
     most = most_in_any_window(turns, 1.0)
-    assert most <= RATE + BURST, (
+    # GCRA's own bound is RATE + BURST; one more for a start read off MONITOR's stamp, which
+    # may be a scheduler tick late (`granted_turns`). A burst of 2x is 30 more.
+    assert most <= RATE + BURST + 1, (
         f"{most} turns granted within one second; second by second: {per_second(turns)}"
     )
     # Each arrival came after its own turn; so the k-th arrival after the k-th turn.
