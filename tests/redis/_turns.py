@@ -122,13 +122,13 @@ def granted_turns(lines: Sequence[str], key: str) -> list[float]:
             paused = float(args[3])
         elif command == "HSET" and args[1] == key and args[2] == "tat" and reserving:
             written = float(args[3])
-            previous = now if tat is None else tat
-            if written - interval > previous + 1:
-                # The turn starts after the last one's slot: at `now` (or the pause's end),
-                # which the script wrote as `start + interval`, exactly.
+            if tat is None or written - interval > tat + 1:
+                # The first turn, or one after the last one's slot: at `now` (or the pause's
+                # end), which the script wrote as `start + interval`, exactly.
                 start = written - interval
-                assert start >= max(paused, previous - tolerance) - 1, line
+                assert tat is None or start >= max(paused, tat - tolerance) - 1, line
             else:
+                previous = tat
                 # Within the last one's slot: the script wrote `previous + interval`, and the
                 # turn started at `max(now, previous - tolerance)`. MONITOR stamps the TIME
                 # line just after the script reads TIME: `now` may be late by a scheduler
