@@ -131,8 +131,8 @@ class Sender:
         The same options as `AsyncSender.send_many()`. `messages` is read on the facade's
         loop thread, lazily. Leaving the loop early (`break`, or closing the iterator) stops
         the run as `BulkSend.aclose()` does. Ended by `close()`, it yields the outcomes of
-        the messages it had taken and not yielded (those in flight `OutcomeUnknown`), then
-        raises `SenderClosed`.
+        the messages it had taken and not yielded (`OutcomeUnknown` where a request may be at
+        the gateway), then raises `SenderClosed`.
 
         Raises as `AsyncSender.send_many()` does, at once.
         """
@@ -150,7 +150,8 @@ class Sender:
                     if not self._closed:  # pragma: no cover - only `close()` ends a run
                         raise
                     # `close()` stopped the run: the messages it had taken and not yielded
-                    # (sends in flight are cancelled, so `OutcomeUnknown`) come first.
+                    # come first (a send it cancelled as what its cancellation amounts to:
+                    # `OutcomeUnknown` where a request of it may be at the gateway).
                     self._stopped.wait(CLOSE_TIMEOUT)
                     yield from bulk.unyielded
                     raise
@@ -231,9 +232,9 @@ async def _build(cls: Any, options: dict[str, Any]) -> Any:
 
 
 async def _send(facade: Sender, sending: Coroutine[Any, Any, _T]) -> _T:
-    """A send on the facade's loop. Ended by `close()` where an attempt may have reached the
-    gateway (waiting for the next one, or for its lookup), it is `OutcomeUnknown`, not the
-    `SenderClosed` of a call that sent nothing."""
+    """A send on the facade's loop. Ended by `close()` where a request of it may have reached
+    the gateway (in flight, or its answer lost and the message waiting for the next attempt
+    or a lookup), it is `OutcomeUnknown`, not the `SenderClosed` of a call that sent nothing."""
     try:
         return await sending
     except asyncio.CancelledError as cancelled:
