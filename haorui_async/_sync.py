@@ -33,6 +33,8 @@ _T = TypeVar("_T")
 
 #: Seconds `close()` waits for the loop's thread to end.
 CLOSE_TIMEOUT: Final = 30.0
+#: What a call that `close()` ended says (as `SenderClosed`, or within `OutcomeUnknown`).
+CLOSED_WHILE_WAITING: Final = "this Sender was closed while the call was waiting"
 INSIDE_A_LOOP: Final = (
     "Sender is the synchronous facade and this thread runs an event loop: waiting here would "
     "block that loop for good. In async code use AsyncSender (await sender.send(...))."
@@ -109,7 +111,7 @@ class Sender:
             if not self._closed:  # pragma: no cover - only `close()` cancels a call
                 raise
             # Still waiting (for its turn, or between attempts) when `close()` ended it.
-            raise SenderClosed("this Sender was closed while the call was waiting") from None
+            raise SenderClosed(CLOSED_WHILE_WAITING) from None
         except BaseException:
             # Ctrl-C while waiting, say: the call stops too, as a cancelled coroutine would.
             future.cancel()
@@ -238,11 +240,11 @@ async def _send(facade: Sender, sending: Coroutine[Any, Any, _T]) -> _T:
     try:
         return await sending
     except asyncio.CancelledError as cancelled:
-        ambiguous = getattr(cancelled, CANCELLED_AS, None)
-        if not facade.closed or not isinstance(ambiguous, OutcomeUnknown):
+        marked = getattr(cancelled, CANCELLED_AS, None)
+        if not facade.closed or not isinstance(marked, OutcomeUnknown):
             raise
-        closed = SenderClosed("this Sender was closed while the call was waiting")
-        raise still_unknown(ambiguous, closed, ambiguous.attempts) from closed
+        closed = SenderClosed(CLOSED_WHILE_WAITING)
+        raise still_unknown(marked, closed, marked.attempts) from closed
 
 
 async def _start(sender: Any, messages: Iterable[SMS], options: dict[str, Any]) -> Any:

@@ -30,7 +30,6 @@ class Monitor:
     def __init__(self, port: int) -> None:
         self.port = port
         self._sock: socket.socket | None = None
-        self._thread: threading.Thread | None = None
         self._data = bytearray()
         self._ended = threading.Event()
 
@@ -44,8 +43,7 @@ class Monitor:
             reply += part
         assert reply == b"+OK\r\n", reply
         self._sock = sock
-        self._thread = threading.Thread(target=self._read, name="redis-monitor", daemon=True)
-        self._thread.start()
+        threading.Thread(target=self._read, name="redis-monitor", daemon=True).start()
         return self
 
     def _read(self) -> None:
@@ -88,17 +86,17 @@ def granted_turns(lines: Sequence[str], key: str) -> list[float]:
     clock, in the order granted.
 
     A turn starts at `max(now, tat - tolerance, paused_until)` (the limiter's script): `now`
-    is the `TIME` its call read, `tat` what the call before wrote (or `now` where the key had
-    expired since), the tolerance the call's own argument; the call writes the next `tat`,
-    `max(tat, start) + interval`. A start past the last `tat` is read off what the call
-    wrote, exactly; one within it, from MONITOR's stamp of the `TIME` line (at most a
-    scheduler tick late). That each `tat` written is the one the script must have written
-    checks that the stream was read right.
+    is the `TIME` its call read, `tat` what the call before wrote (or `now` where there was
+    none, or the key had expired), the tolerance the call's own argument; the call writes the
+    next `tat`, `max(tat, start) + interval`. A start past the last `tat` (the first turn,
+    one after a quiet spell, one after the key expired: it expires a second after its `tat`)
+    is read off what the call wrote, exactly; one within it, from MONITOR's stamp of the
+    `TIME` line (at most a scheduler tick late). That each `tat` written is the one the
+    script must have written checks that the stream was read right.
     """
     turns: list[float] = []
     tat: float | None = None
     paused = 0.0
-    expires = 0.0
     reserving = False
     interval = tolerance = now = 0.0
     for line in lines:
@@ -116,32 +114,27 @@ def granted_turns(lines: Sequence[str], key: str) -> list[float]:
         command = args[0].upper() if args else ""
         if command == "TIME":
             now = float(at) * 1_000_000
-            if now >= expires:
-                tat, paused = None, 0.0
         elif command == "HSET" and args[1] == key and args[2] == "paused_until":
             paused = float(args[3])
         elif command == "HSET" and args[1] == key and args[2] == "tat" and reserving:
             written = float(args[3])
             if tat is None or written - interval > tat + 1:
-                # The first turn, or one after the last one's slot: at `now` (or the pause's
-                # end), which the script wrote as `start + interval`, exactly.
+                # Past the last slot: at `now` (or the pause's end), which the script wrote
+                # as `start + interval`, exactly.
                 start = written - interval
                 assert tat is None or start >= max(paused, tat - tolerance) - 1, line
             else:
-                previous = tat
-                # Within the last one's slot: the script wrote `previous + interval`, and the
-                # turn started at `max(now, previous - tolerance)`. MONITOR stamps the TIME
-                # line just after the script reads TIME: `now` may be late by a scheduler
-                # tick, never early, so this start may be too.
-                assert abs(written - (previous + interval)) <= 1, (
+                # Within the last slot: the script wrote `tat + interval`, and the turn
+                # started at `max(now, tat - tolerance)`. MONITOR stamps the TIME line just
+                # after the script reads TIME: `now` may be late by a scheduler tick, never
+                # early, so this start may be too.
+                assert abs(written - (tat + interval)) <= 1, (
                     f"the limiter wrote tat={written}, the stream read says "
-                    f"{previous + interval}: {line}"
+                    f"{tat + interval}: {line}"
                 )
-                start = max(now, previous - tolerance, paused)
+                start = max(now, tat - tolerance, paused)
             turns.append(start / 1_000_000)
             tat = written
-        elif command == "PEXPIRE" and args[1] == key:
-            expires = now + float(args[2]) * 1000
     return turns
 
 

@@ -261,15 +261,13 @@ def test_workers_share_one_rate_limit_and_send_every_row_once(
     )
     # Each arrival came after its own turn; so the k-th arrival after the k-th turn.
     assert len(turns) >= len(times), f"{len(times)} accepted, {len(turns)} turns granted"
-    arrivals = [moment + to_wall for moment in times]
-    early = [
-        (n, arrival - turn)
-        for n, (arrival, turn) in enumerate(zip(arrivals, sorted(turns), strict=False))
-        if arrival < turn - SAME_INSTANT - drift
+    after_turn = [
+        moment + to_wall - turn for moment, turn in zip(times, sorted(turns), strict=False)
     ]
+    early = [(n, gap) for n, gap in enumerate(after_turn) if gap < -SAME_INSTANT - drift]
     assert not early, f"{len(early)} arrivals before their turn (n, seconds): {early[:5]}"
     rate = (len(times) - 1) / (times[-1] - times[0])
-    late = max(arrival - turn for arrival, turn in zip(arrivals, sorted(turns), strict=False))
+    late = max(after_turn)
     seen = (
         f"arrivals second by second: {per_second(times)}, at most "
         f"{most_in_any_window(times, 1.0)} in a second; the latest {late:.3f}s after its turn"

@@ -17,6 +17,7 @@ from haorui_async._exceptions import ConfigurationError
 from haorui_async.redis import RedisRateLimiter
 
 from .._kit import CountingHandler, make_test_sender
+from ._campaign import most_in_any_window
 from ._server import RedisServer, free_port
 
 pytestmark = pytest.mark.integration
@@ -47,16 +48,6 @@ async def until_set(client: redis.asyncio.Redis, key: str, field: str) -> None:
             return
         await asyncio.sleep(0.005)
     raise AssertionError(f"{key} {field} never set")
-
-
-def most_in_any_window(starts: list[float], window: float) -> int:
-    ordered = sorted(starts)
-    most, low = 0, 0
-    for high, start in enumerate(ordered):
-        while ordered[low] <= start - window:
-            low += 1
-        most = max(most, high - low + 1)
-    return most
 
 
 async def test_turns_reserved_by_many_limiters_keep_the_rate_in_every_window(
