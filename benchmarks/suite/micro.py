@@ -16,6 +16,7 @@ from typing import Final
 import httpx
 
 from haorui_async import SMS, AsyncSender, detect_encoding
+from haorui_async._backends._httpx import _SendSMSRequest, request_headers
 from haorui_async._backends._wire import AnswerReader, H11Reader, HttptoolsReader, PlainReader
 from haorui_async._defaults import SEND_SMS_PATH
 from haorui_async._protocol import RequestBuilder, read_response
@@ -38,7 +39,8 @@ MICRO_STEPS: Final = {
     "validation": "building an SMS (validation, uid)",
     "encoding": "detect_encoding of the text",
     "request": "RequestBuilder: the POST request's target and body",
-    "httpx-request": "httpx.Request of it (what the default backend builds)",
+    "httpx-request": "httpx.Request(content=...) of it (httpx's own way)",
+    "backend-request": "the same request as the default backend builds it (prepared headers)",
     "response": "_protocol.read_response of the answer",
     "reader-plain": "reading the answer's HTTP/1.1 bytes: PlainReader (the default backend)",
     "reader-httptools": "reading the answer's HTTP/1.1 bytes: HttptoolsReader (fast backend)",
@@ -146,11 +148,17 @@ def run_micro(number: int = 2000, repeat: int = 5) -> dict[str, float]:
     def http_request() -> httpx.Request:
         return httpx.Request("POST", url, headers=headers, content=body)
 
+    head = request_headers(url.netloc, httpx.Headers(headers).raw, "POST", len(body))
+
+    def backend_request() -> httpx.Request:
+        return _SendSMSRequest.build("POST", url, head, body, {})
+
     steps: dict[str, Callable[[], object]] = {
         "validation": lambda: SMS(phone, text),
         "encoding": lambda: detect_encoding(text),
         "request": lambda: build(sms),
         "httpx-request": http_request,
+        "backend-request": backend_request,
         "response": lambda: read_response(200, _RAW_HEADERS, _ANSWER, sms),
         "reader-plain": _reading(PlainReader()),
         "reader-httptools": _reading(HttptoolsReader()),

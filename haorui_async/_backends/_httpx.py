@@ -18,16 +18,20 @@ import math
 import ssl
 import sys
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Final
 
 import httpx
 
 from .. import _defaults as defaults
 from .._tls import verifying_context
 from . import Answer, Request, intercepted
-from ._transport import DEADLINE_EXTENSION, PoolTransport, _HeldStream
+from ._transport import DEADLINE_EXTENSION, PoolTransport
 
-__all__ = ["HttpxBackend", "read_capped"]
+__all__ = ["HttpxBackend", "read_capped", "request_headers"]
+
+#: Distinct (method, body length) pairs whose headers a backend keeps (a SendSMS body is at
+#: most a few kilobytes: a sender's messages fit).
+_HEADS_KEPT: Final = 4096
 
 
 class _Deadlines:
@@ -89,12 +93,42 @@ class _SendSMSRequest(httpx.Request):
     request is a local of every frame its exchange awaits in (httpx's too), which a
     traceback printed with its locals shows (Sentry's default)."""
 
+    @classmethod
+    def build(
+        cls,
+        method: str,
+        url: httpx.URL,
+        headers: httpx.Headers,
+        body: bytes,
+        extensions: dict[str, Any],
+    ) -> _SendSMSRequest:
+        """What `httpx.Request(method, url, headers=..., content=body)` makes, `headers`
+        being the ones it would end up with (`request_headers()`): the request copies them."""
+        request = cls(
+            method, url, headers=headers, stream=httpx.ByteStream(body), extensions=extensions
+        )
+        request.read()  # `content` is read, as httpx's own way leaves it
+        return request
+
     def __repr__(self) -> str:
         url = self.url
         query = "?<query>" if url.query else ""
         return (
             f"<Request({self.method!r}, '{url.scheme}://{url.netloc.decode()}{url.path}{query}')>"
         )
+
+
+def request_headers(
+    host: bytes, fixed: list[tuple[bytes, bytes]], method: str, length: int
+) -> httpx.Headers:
+    """The headers httpx gives a request of `method` with the `fixed` ones and a body of
+    `length` bytes: the Host first, then `fixed`, then the Content-Length where a body needs
+    one (a POST without a body: `Content-Length: 0`, after the Host)."""
+    if length:
+        return httpx.Headers([(b"Host", host), *fixed, (b"Content-Length", b"%d" % length)])
+    if method == "POST":  # (httpx's rule names PUT and PATCH too: the SDK sends neither)
+        return httpx.Headers([(b"Host", host), (b"Content-Length", b"0"), *fixed])
+    return httpx.Headers([(b"Host", host), *fixed])
 
 
 class _Progress:
@@ -172,6 +206,9 @@ class HttpxBackend:
         self._last_target = b""
         self._last_url = self._origin
         self._headers = httpx.Headers(headers)
+        # Each request's headers, by method and body length (httpx works them out anew for
+        # each request: about 10 µs a message, most of this backend's own cost past the pool).
+        self._heads: dict[tuple[str, int], httpx.Headers] = {}
         self._timeout = timeout
         self._timeouts: dict[str, float] = {
             k: float(v) for k, v in timeout.as_dict().items() if v is not None
@@ -180,14 +217,14 @@ class HttpxBackend:
         self._max_connections = max_connections
         self._ssl_context = ssl_context
         self._owns_client = client is None
-        self._own_pool = client is None and transport is None
         self._send: Callable[[httpx.Request], Any]
+        self._pool: PoolTransport | None = None
         if client is not None:
             self.client = client
             self._send = self._send_by_client
         else:
             if transport is None:
-                transport = PoolTransport(
+                transport = self._pool = PoolTransport(
                     self._origin,
                     max_connections=max_connections,
                     keepalive_expiry=defaults.DEFAULT_KEEPALIVE_EXPIRY,
@@ -195,7 +232,8 @@ class HttpxBackend:
                 )
             self.client = httpx.AsyncClient(transport=transport, timeout=timeout)
             # The client's own layer (auth, redirects, cookies, event hooks, its request log
-            # with the URL) does nothing for a SendSMS call: the request goes to the pool.
+            # with the URL) does nothing for a SendSMS call: the request goes to the transport
+            # (the sender's own pool: to `PoolTransport.exchange`).
             self._send = transport.handle_async_request
         self._stand_in: HttpxBackend | None = None
         self._deadlines = _Deadlines()
@@ -210,32 +248,40 @@ class HttpxBackend:
             self._last_target, self._last_url = target, url
         return url
 
+    def head(self, method: str, length: int) -> httpx.Headers:
+        """The headers of a request of `method` with a body of `length` bytes (kept: the
+        requests of a sender differ in their length at most)."""
+        key = (method, length)
+        headers = self._heads.get(key)
+        if headers is None:
+            if len(self._heads) >= _HEADS_KEPT:
+                self._heads.clear()
+            fixed = self._headers.raw
+            headers = self._heads[key] = request_headers(self._origin.netloc, fixed, method, length)
+        return headers
+
     async def _send_by_client(self, request: httpx.Request) -> httpx.Response:
         return await self.client.send(request, stream=True)
 
     async def exchange(self, request: Request, deadline: float) -> Answer:
-        if self._own_pool and intercepted():
+        if self._pool is not None and intercepted():
             return await self._mocked().exchange(request, deadline)
         remaining = deadline - asyncio.get_running_loop().time()
         if remaining >= self._longest:
             timeouts: dict[str, Any] = self._timeouts
         else:
             timeouts = {k: max(0.0, min(v, remaining)) for k, v in self._timeouts.items()}
-        http_request = _SendSMSRequest(
+        # (No local of this frame holds the body: it carries the password.)
+        http_request = _SendSMSRequest.build(
             request.method,
             self.url(request.target),
-            headers=self._headers,
-            content=request.body,
-            extensions={"timeout": timeouts, DEADLINE_EXTENSION: deadline},
+            self.head(request.method, len(request.body)),
+            request.body,
+            {"timeout": timeouts, DEADLINE_EXTENSION: deadline},
         )
-        if self._own_pool:
-            response = await self._send(http_request)
-            stream = response.stream
-            if isinstance(stream, _HeldStream):
-                return Answer(response.status_code, response.headers.raw, stream.body, stream)
-            return Answer(  # pragma: no cover - the own pool answers with a _HeldStream
-                response.status_code, response.headers.raw, await read_capped(response)
-            )
+        if self._pool is not None:
+            # The pool's answer as it is: an httpx.Response of it would be read and dropped.
+            return await self._pool.exchange(http_request)
         progress = _Progress()
         http_request.extensions["trace"] = progress
         task = asyncio.current_task()

@@ -175,7 +175,8 @@ class PoolTransport(httpx.AsyncBaseTransport):
         self.max_connections = max_connections
         self.keepalive_expiry = float(keepalive_expiry)
         # The header lines of the last request: a sender's requests all carry the same
-        # headers, and checking each one costs more than the rest of the request's bytes.
+        # headers (but the framing ones), and checking each one costs more than the rest of
+        # the request's bytes.
         self._last_headers: list[tuple[bytes, bytes]] | None = None
         self._last_block = b""
 
@@ -187,6 +188,21 @@ class PoolTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send `request`; its response comes back with the body read.
+
+        Raises: as `exchange()`.
+        """
+        answer = await self.exchange(request)
+        return httpx.Response(
+            answer.status,
+            headers=answer.headers,
+            stream=_HeldStream(answer),
+            extensions={"http_version": b"HTTP/1.1"},
+            request=request,
+        )
+
+    async def exchange(self, request: httpx.Request) -> Answer:
+        """Send `request`; its answer comes back as the pool's `Answer`, the body read (the
+        default backend's way: no `httpx.Response` per message), to be `finish()`ed.
 
         Raises:
             httpx.UnsupportedProtocol: the request is for another origin than this one.
@@ -210,13 +226,7 @@ class PoolTransport(httpx.AsyncBaseTransport):
         except httpx.TransportError as exc:
             exc.request = request
             raise
-        return httpx.Response(
-            answer.status,
-            headers=answer.headers,
-            stream=_HeldStream(answer),
-            extensions={"http_version": b"HTTP/1.1"},
-            request=request,
-        )
+        return answer
 
     def _check_origin(self, request: httpx.Request) -> None:
         url = request.url
@@ -234,12 +244,14 @@ class PoolTransport(httpx.AsyncBaseTransport):
         try:
             method = request.method.encode("ascii")
             check_method(method)
-            raw = request.headers.raw
-            if raw == self._last_headers:
+            # (Host and Content-Length left out: the writer sets them, and the length changes
+            # from message to message.)
+            headers = [h for h in request.headers.raw if h[0].lower() not in FRAMING]
+            if headers == self._last_headers:
                 block = self._last_block
             else:
-                block = header_block(self._netloc, (h for h in raw if h[0].lower() not in FRAMING))
-                self._last_headers, self._last_block = raw, block
+                block = header_block(self._netloc, headers)
+                self._last_headers, self._last_block = headers, block
             return Wire(encode_request(method, url.raw_path, block, body))
         except ValueError as exc:  # (UnicodeEncodeError too)
             raise httpx.LocalProtocolError(str(exc), request=request) from None

@@ -65,6 +65,25 @@ async def test_get_sends_everything_in_the_query(make_sender: Callable[..., Asyn
     assert (params["sms_type"], params["encoding"], params["sender_id"]) == ("P", "U", "LIASMT")
 
 
+@pytest.mark.parametrize("method", ["POST", "GET"])
+async def test_the_request_is_the_one_httpx_itself_would_build(
+    make_sender: Callable[..., AsyncSender], method: str
+) -> None:
+    # The default backend builds its httpx.Request from prepared headers; a mocked test (and
+    # a caller's transport) must see the very request httpx's own constructor makes.
+    handler = CountingHandler(accepted)
+    async with make_sender(handler, method=method) as sender:
+        await sender.send("8613912345678", "Your code is 112233")
+    (request,) = handler.requests
+    fixed = [h for h in request.headers.raw if h[0].lower() not in (b"host", b"content-length")]
+    own = httpx.Request(request.method, request.url, headers=fixed, content=request.content)
+    assert request.headers.raw == own.headers.raw
+    assert request.content == own.content
+    assert b"".join(request.stream) == request.content  # type: ignore[arg-type]
+    assert request.headers.raw[0][0] == b"Host"
+    assert ("content-length" in request.headers) is (method == "POST")
+
+
 async def test_long_message_ids_survive_exactly(make_sender: Callable[..., AsyncSender]) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         body = b'{"message_id": 2026083116353908975, "status": "S", "remarks": "ok",'
