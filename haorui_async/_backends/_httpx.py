@@ -263,25 +263,31 @@ class HttpxBackend:
     async def _send_by_client(self, request: httpx.Request) -> httpx.Response:
         return await self.client.send(request, stream=True)
 
-    async def exchange(self, request: Request, deadline: float) -> Answer:
-        if self._pool is not None and intercepted():
-            return await self._mocked().exchange(request, deadline)
-        remaining = deadline - asyncio.get_running_loop().time()
-        if remaining >= self._longest:
-            timeouts: dict[str, Any] = self._timeouts
-        else:
-            timeouts = {k: max(0.0, min(v, remaining)) for k, v in self._timeouts.items()}
-        # (No local of this frame holds the body: it carries the password.)
-        http_request = _SendSMSRequest.build(
+    def _request(
+        self, request: Request, timeouts: dict[str, Any], deadline: float
+    ) -> _SendSMSRequest:
+        return _SendSMSRequest.build(
             request.method,
             self.url(request.target),
             self.head(request.method, len(request.body)),
             request.body,
             {"timeout": timeouts, DEADLINE_EXTENSION: deadline},
         )
+
+    async def exchange(self, request: Request, deadline: float) -> Answer:
+        # (No local of this frame holds the body: it carries the password.)
         if self._pool is not None:
-            # The pool's answer as it is: an httpx.Response of it would be read and dropped.
-            return await self._pool.exchange(http_request)
+            if intercepted():
+                return await self._mocked().exchange(request, deadline)
+            # The pool ends the exchange at the deadline itself, and its answer comes back as
+            # it is: an httpx.Response of it would be read and dropped.
+            return await self._pool.exchange(self._request(request, self._timeouts, deadline))
+        remaining = deadline - asyncio.get_running_loop().time()
+        if remaining >= self._longest:
+            timeouts: dict[str, Any] = self._timeouts
+        else:
+            timeouts = {k: max(0.0, min(v, remaining)) for k, v in self._timeouts.items()}
+        http_request = self._request(request, timeouts, deadline)
         progress = _Progress()
         http_request.extensions["trace"] = progress
         task = asyncio.current_task()
