@@ -114,18 +114,6 @@ class _HeldStream(httpx.AsyncByteStream):
         if self._answer.body:
             yield self._answer.body
 
-    @property
-    def body(self) -> bytes:
-        return self._answer.body
-
-    def release(self) -> None:
-        """Give the connection back to the pool for the next request."""
-        self._answer.finish(keep=True)
-
-    def discard(self) -> None:
-        """Retire the connection: what it carried was not the answer asked for."""
-        self._answer.finish(keep=False)
-
     async def aclose(self) -> None:
         self._answer.finish(keep=True)
 
