@@ -33,7 +33,15 @@ from . import account
 #: A str as ASCII JSON, quotes included.
 _escape: Final = json.encoder.encode_basestring_ascii
 
-__all__ = ["CLIENTS", "BadAnswer", "ClientSpec", "Send", "client", "floor_session"]
+__all__ = [
+    "CLIENTS",
+    "LOAD_CLIENTS",
+    "BadAnswer",
+    "ClientSpec",
+    "Send",
+    "client",
+    "floor_session",
+]
 
 #: What a client hands the probes: one call, one message (its result is not read).
 Send = Callable[[], Awaitable[object]]
@@ -346,3 +354,19 @@ async def floor(
     """The minimal keep-alive HTTP/1.1 client on asyncio streams (no pool limit to size)."""
     async with floor_session(url, ssl_context) as send:
         yield send
+
+
+@client("floor-contract", "the floor, and the least of the SDK's contract per message")
+async def floor_contract(
+    url: str, concurrency: int, *, ssl_context: ssl.SSLContext | None = None, sized: bool = False
+) -> AsyncIterator[Send]:
+    """The floor doing, per message, the least a send keeping the SDK's contract does
+    (`floor_session(contract=True)`): what no SDK keeping that contract can cost less than,
+    in the wild part's scenarios as in `benchmarks/cost_layers.py`."""
+    async with floor_session(url, ssl_context, contract=True) as send:
+        yield send
+
+
+#: The clients of the load part by default: a bound, like `floor-contract`, is for the wild
+#: part, where the SDK's CPU per message is set against it.
+LOAD_CLIENTS: Final = tuple(name for name in CLIENTS if name != "floor-contract")

@@ -13,7 +13,7 @@ import attrs
 import click
 
 from . import runner
-from .clients import CLIENTS
+from .clients import CLIENTS, LOAD_CLIENTS
 from .wild import runner as wild_runner
 from .wild import scenarios as wild_scenarios
 from .wild.nginx import NginxMissing, ensure_nginx
@@ -198,7 +198,7 @@ def main(
             results = runner.run_benchmark(
                 out,
                 sizes=sizes,
-                clients=clients or tuple(CLIENTS),
+                clients=clients or LOAD_CLIENTS,
                 concurrencies=concurrencies or runner.DEFAULT_CONCURRENCY,
                 parts=classic,
                 use_wrk=not no_wrk,

@@ -15,7 +15,7 @@ from haorui_async.testing import EmulatorProcess
 
 from . import report
 from .bulk import run_bulk
-from .clients import CLIENTS
+from .clients import CLIENTS, LOAD_CLIENTS
 from .micro import run_micro
 from .server import SERVER_NAME, Ceiling, child_env, ensure_wrk, run_wrk
 
@@ -143,7 +143,7 @@ def run_benchmark(
     out_dir: Path,
     *,
     sizes: Sizes = DEFAULT_SIZES,
-    clients: Sequence[str] = tuple(CLIENTS),
+    clients: Sequence[str] = LOAD_CLIENTS,
     concurrencies: Sequence[int] = DEFAULT_CONCURRENCY,
     parts: Sequence[str] = PARTS,
     use_wrk: bool = True,

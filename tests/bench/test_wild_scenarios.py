@@ -52,14 +52,19 @@ def test_select_refuses_a_pattern_that_matches_nothing() -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "trimmed"),
+    ("name", "trimmed", "bound"),
     [
-        ("plain-0ms-c100-asyncio", False),
-        ("plain-100ms-c1000-asyncio", True),
-        ("cold-tls-c1000-asyncio", True),
+        ("plain-0ms-c100-asyncio", False, True),
+        ("plain-100ms-c1000-asyncio", True, False),
+        ("plain-100ms-c3000-asyncio", True, True),
+        ("cold-tls-c1000-asyncio", True, False),
     ],
 )
-def test_trimming_leaves_raw_httpx_out_where_it_only_waits(name: str, trimmed: bool) -> None:
+def test_trimming_leaves_raw_httpx_out_where_it_only_waits(
+    name: str, trimmed: bool, bound: bool
+) -> None:
     clients = clients_for(MATRIX[name], WILD_CLIENTS, trim=True)
     assert ("httpx-pooled" not in clients) is trimmed
+    # The floor keeping the SDK's contract runs where a target sets the SDK against the floor.
+    assert ("floor-contract" in clients) is bound
     assert clients_for(MATRIX[name], WILD_CLIENTS, trim=False) == list(WILD_CLIENTS)

@@ -9,7 +9,7 @@ from typing import Any, Final
 
 from ..clients import CLIENTS
 from .results import Cell
-from .scenarios import MATRIX
+from .scenarios import BOUND_CLIENT, MATRIX, TRIMMED_CLIENT
 from .targets import BUSY_LIMIT, HEADROOM, Check, ServerCheck
 
 __all__ = [
@@ -22,8 +22,24 @@ __all__ = [
 ]
 
 #: The peers every SDK client is divided by in each scenario's ratio table.
-PEERS: Final = {"httpx-pooled": "raw httpx", "aiohttp": "aiohttp", "floor": "floor"}
+PEERS: Final = {
+    "httpx-pooled": "raw httpx",
+    "aiohttp": "aiohttp",
+    "floor": "floor",
+    "floor-contract": "floor + contract",
+}
 SDKS: Final = ("sdk-httpx", "sdk-fast")
+#: Where a default run leaves a client out, and why (`scenarios.clients_for`).
+_LEFT_OUT: Final = {
+    TRIMMED_CLIENT: (
+        "at C >= 1000 and in the cold start (it spends those measurements waiting out its "
+        "time bound)"
+    ),
+    BOUND_CLIENT: (
+        "at C = 1000 and in the cold start (a bound for the targets that set the SDK against "
+        "the floor, and none is there)"
+    ),
+}
 _MARKS: Final = {"pass": "✅ pass", "fail": "❌ FAIL", "n/a": "— n/a"}
 
 
@@ -255,12 +271,8 @@ def render_markdown(results: Mapping[str, Any]) -> str:
     ]
     trimmed = sorted({t.split(": ", 1)[1] for t in settings.get("trimmed", [])})
     if trimmed:
-        out += [
-            "",
-            f"Left out of the scenarios at C >= 1000 and the cold start: {', '.join(trimmed)} "
-            "(it spends those measurements waiting out its time bound; `--full` or "
-            "`--client` run it there).",
-        ]
+        where = "; ".join(f"{name} {_LEFT_OUT.get(name, '')}".rstrip() for name in trimmed)
+        out += ["", f"Left out of some scenarios (`--full` or `--client` run them there): {where}."]
     out += [
         "",
         "## The issue's targets",

@@ -18,6 +18,7 @@ from typing import Final, Literal
 import attrs
 
 __all__ = [
+    "BOUND_CLIENT",
     "CONCURRENCIES",
     "DEFAULT_NAMES",
     "DEFAULT_SIZES",
@@ -42,13 +43,24 @@ CONCURRENCIES: Final = (1, 10, 100, 1000, 3000)
 LATENCIES: Final = (0.0, 0.1)
 LOOPS: Final[tuple[Loop, ...]] = ("asyncio", "uvloop")
 #: The clients of the wild part, every pool sized to C: the SDK's two backends and the
-#: peers its ratios are taken against (raw httpx with its pool sized, aiohttp, the floor).
-WILD_CLIENTS: Final = ("sdk-httpx", "sdk-fast", "httpx-pooled", "aiohttp", "floor")
+#: peers its ratios are taken against (raw httpx with its pool sized, aiohttp, the floor, and
+#: the floor keeping the SDK's contract at its least).
+WILD_CLIENTS: Final = (
+    "sdk-httpx",
+    "sdk-fast",
+    "httpx-pooled",
+    "aiohttp",
+    "floor",
+    "floor-contract",
+)
 #: Raw httpx from this concurrency up (and in the cold start) spends most of each measurement
 #: failing or waiting out its time bound (PERF.md; about 15 s a measurement, 30 s a cold
 #: start here): a default run leaves it out there (`trimmed`), `--full` or `--client` do not.
 TRIM_FROM: Final = 1000
 TRIMMED_CLIENT: Final = "httpx-pooled"
+#: The floor keeping the SDK's contract is a bound for the targets that set the SDK against
+#: the floor: a default run leaves it out where none does (the cold start, 1,000 in flight).
+BOUND_CLIENT: Final = "floor-contract"
 
 
 @attrs.frozen
@@ -124,11 +136,17 @@ DEFAULT_NAMES: Final = (
 
 
 def clients_for(scenario: Scenario, clients: Sequence[str], *, trim: bool) -> list[str]:
-    """The clients run in `scenario`: `clients`, less raw httpx at C >= `TRIM_FROM` (and in
-    the cold start) where `trim`."""
-    if trim and (scenario.cold or scenario.concurrency >= TRIM_FROM):
-        return [c for c in clients if c != TRIMMED_CLIENT]
-    return list(clients)
+    """The clients run in `scenario`: `clients`, where `trim` less raw httpx at C >=
+    `TRIM_FROM` and in the cold start, and less `BOUND_CLIENT` at C = `TRIM_FROM` and in the
+    cold start."""
+    if not trim:
+        return list(clients)
+    left_out = set()
+    if scenario.cold or scenario.concurrency >= TRIM_FROM:
+        left_out.add(TRIMMED_CLIENT)
+    if scenario.cold or scenario.concurrency == TRIM_FROM:
+        left_out.add(BOUND_CLIENT)
+    return [c for c in clients if c not in left_out]
 
 
 def select(patterns: Iterable[str]) -> list[Scenario]:
