@@ -205,6 +205,7 @@ class HttpxBackend:
         self._origin = httpx.URL(base_url)
         self._last_target = b""
         self._last_url = self._origin
+        self._header_pairs = headers
         self._headers = httpx.Headers(headers)
         # Each request's headers, by method and body length (httpx works them out anew for
         # each request: about 10 µs a message, most of this backend's own cost past the pool).
@@ -315,7 +316,7 @@ class HttpxBackend:
             )
             self._stand_in = HttpxBackend(
                 str(self._origin),
-                headers=list(self._headers.multi_items()),
+                headers=self._header_pairs,  # (as given: `multi_items()` lowercases names)
                 timeout=self._timeout,
                 max_connections=self._max_connections,
                 client=httpx.AsyncClient(transport=transport, timeout=self._timeout),

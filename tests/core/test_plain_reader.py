@@ -157,6 +157,18 @@ def test_a_chunk_size_line_and_trailers_are_bounded() -> None:
     assert read(PlainReader(max_head=4096), head + trailers, [], eof=False) == "too large"
 
 
+def test_a_line_of_blanks_is_read_in_one_pass_however_long() -> None:
+    # Blanks then a bad byte (or then a value): a pattern that tries every split of the
+    # blanks between its two runs of optional whitespace takes seconds on a 16 KiB line, and
+    # hours on this one (pytest's timeout ends it); a single pass, well under one.
+    blanks = b" \t" * 500_000
+    head = b"HTTP/1.1 200 OK\r\nX:" + blanks + b"\x0b\r\nContent-Length: 0\r\n\r\n"
+    assert read(PlainReader(max_head=2**21), head, [], eof=False) == "malformed"
+    head = b"HTTP/1.1 200 OK\r\nX:" + blanks + b"a" + blanks + b"\r\nContent-Length: 0\r\n\r\n"
+    answer = read(PlainReader(max_head=2**22), head, [], eof=False)
+    assert answer == (200, [(b"X", b"a"), (b"Content-Length", b"0")], b"", True)
+
+
 def test_the_answer_to_head_has_no_body_whatever_it_announces() -> None:
     reader = PlainReader()
     reader.start(b"HEAD")

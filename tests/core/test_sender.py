@@ -154,6 +154,28 @@ async def test_respx_intercepts_both_backends_in_either_mode(
     assert [r.uid for r in results] == ["r-0", "r-1", "r-2"]
 
 
+@pytest.mark.parametrize("way", ["transport", "respx-httpx", "respx-fast"])
+@pytest.mark.parametrize("method", ["POST", "GET"])
+async def test_the_headers_are_the_same_whichever_way_the_request_goes(
+    way: str, method: Literal["POST", "GET"]
+) -> None:
+    # Names as the SDK writes them, in httpx's order, on a caller's transport and under a mock
+    # alike (a mock's route may match on them).
+    handler = CountingHandler(accepted)
+    if way == "transport":
+        async with make_test_sender(method=method, transport=httpx.MockTransport(handler)) as s:
+            await s.send("8613912345678", "hi")
+    else:
+        async with respx.mock(base_url="https://api.haorui.com") as mock:
+            mock.route(path="/api/SendSMS").mock(side_effect=handler)
+            async with make_test_sender(method=method, backend=way.split("-")[1]) as s:
+                await s.send("8613912345678", "hi")
+    (request,) = handler.requests
+    names = [b"Host", b"Accept", b"Accept-Encoding", b"User-Agent"]
+    names += [b"Content-Type", b"Content-Length"] if method == "POST" else []
+    assert [name for name, _ in request.headers.raw] == names
+
+
 async def test_a_request_respx_does_not_match_fails_and_never_reaches_the_network() -> None:
     async with respx.mock(base_url="https://api.haorui.com", assert_all_called=False) as mock:
         mock.post("/api/Other").mock(side_effect=accepted)
