@@ -143,7 +143,10 @@ def _decode(status_code: int, body: bytes, what: str) -> object:
     try:
         return json.loads(body)
     except (ValueError, RecursionError):
-        raise LookupFailed(f"{what}: the answer is not JSON", status_code=status_code) from None
+        pass
+    # (Raised out of the handler: the decoder's frames and its error hold the answer, which
+    # may echo the password, so they are not even a hidden context.)
+    raise LookupFailed(f"{what}: the answer is not JSON", status_code=status_code)
 
 
 def _folded(record: Mapping[str, Any]) -> dict[str, Any]:

@@ -129,7 +129,8 @@ class LookupsMixin:
                 try:
                     return read(answer)
                 except LookupFailed as exc:
-                    failure = exc
+                    # Without the frames that read the answer (they hold its body).
+                    failure = exc.with_traceback(None)
                 finally:
                     answer.finish(keep=200 <= answer.status < 300)
             finally:

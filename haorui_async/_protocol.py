@@ -26,7 +26,7 @@ from ._exceptions import (
     SubmissionFailed,
 )
 from ._message import SMS
-from ._native import caused_by, mypyc_attr
+from ._native import mypyc_attr
 from ._secrets import Secret, scrub
 
 __all__ = [
@@ -383,16 +383,15 @@ def read_response(
         try:
             return SendResult.from_json(decoded, message, attempts)
         except ValueError as exc:
-            raise caused_by(
-                OutcomeUnknown(
-                    f"gateway accepted the message but its answer is malformed: "
-                    f"{_clean(str(exc), secret)}",
-                    message=message,
-                    status_code=status_code,
-                    attempts=attempts,
-                ),
-                None,
-            )
+            malformed = _clean(str(exc), secret)
+        # (Raised out of the handler: the ValueError's frames hold the answer, so it is not
+        # even a hidden context.)
+        raise OutcomeUnknown(
+            f"gateway accepted the message but its answer is malformed: {malformed}",
+            message=message,
+            status_code=status_code,
+            attempts=attempts,
+        )
     if status == "F":
         remarks = decoded.get("remarks")
         remarks = _clean(remarks, secret) if isinstance(remarks, str) else ""

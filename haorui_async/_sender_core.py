@@ -296,7 +296,9 @@ async def _attempt(
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("attempt %d uid=%s: %s", attempt, sms.uid, type(failure).__name__)
         admission.note(failure, sender.config.retry.retry_after_cap)
-        raise
+        # Raised on from here: the frames that read the answer hold its body, and a gateway
+        # may echo the password in it (a traceback printed with its locals shows them).
+        raise failure.with_traceback(None)
     answer.finish(keep=True)
     if logger.isEnabledFor(logging.DEBUG):
         logger.debug(

@@ -8,6 +8,8 @@ body, a GET's query), so each frame of the exchange must hold it only in an obje
 hides it. Checked on each backend, POST and GET, for a refused answer, a connection reset
 after the request, the send's own deadline, and the caller's cancellation (`asyncio.timeout`:
 its `TimeoutError` chains the `CancelledError` that went through every frame of the exchange).
+An answer may carry it too, where a gateway echoes what it was sent: no frame of a send or a
+lookup whose answer echoes it shows it either.
 """
 
 from __future__ import annotations
@@ -22,10 +24,10 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 
-from haorui_async import AsyncSender, SendError
+from haorui_async import AsyncSender, LookupFailed, SendError
 
 from .._kit import PASSWORD
-from ._servers import HOST, RawServer, read_head_and_body, reset
+from ._servers import HOST, Fault, RawServer, read_head_and_body, reset
 from .conftest import MakeSender
 
 pytestmark = pytest.mark.integration
@@ -97,6 +99,30 @@ async def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: 
     await reader.read()  # until the client closes
 
 
+def answering(body: bytes) -> Fault:
+    """A fault that answers every request 200 with `body`."""
+
+    async def answer(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: RawServer
+    ) -> None:
+        await read_head_and_body(reader)
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+        writer.write(head % len(body) + body)
+        await writer.drain()
+        await reader.read()  # until the client closes
+
+    return answer
+
+
+#: Answers that echo the password (a gateway quoting what it was sent): the error's text is
+#: scrubbed, and no frame of the answer's reading may show it either.
+ECHOES = {
+    "refused-echoing": {"status": "F", "remarks": f"bad password {PASSWORD}", "uid": None},
+    "malformed-echoing": {"status": "S", "message_id": None, "remarks": PASSWORD},
+    "unknown-status-echoing": {"status": PASSWORD, "remarks": PASSWORD},
+}
+
+
 async def reset_after_request(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: RawServer
 ) -> None:
@@ -156,6 +182,36 @@ async def test_no_frame_of_a_failed_send_shows_the_password(
     expected = asyncio.CancelledError if how == "cancelled" else SendError
     assert isinstance(failure, expected)
     assert_no_password(failure)
+
+
+@pytest.mark.parametrize("method", ["POST", "GET"])
+@pytest.mark.parametrize(
+    "body",
+    [json.dumps(echo).encode() for echo in ECHOES.values()] + [f"<h1>{PASSWORD}</h1>".encode()],
+    ids=[*ECHOES, "not-json-echoing"],
+)
+async def test_no_frame_of_an_answer_echoing_the_password_shows_it(
+    backend: MakeSender, method: str, body: bytes
+) -> None:
+    async with RawServer(answering(body)).serving() as server:
+        sender = backend(server.url, method=method)
+        async with sender:
+            failure = await failure_of(sender, "send", None)
+    assert isinstance(failure, SendError)
+    assert_no_password(failure)
+
+
+@pytest.mark.parametrize("lookup", ["get_delivery_status", "check_balance"])
+async def test_no_frame_of_a_lookup_whose_answer_echoes_the_password_shows_it(
+    backend: MakeSender, lookup: str
+) -> None:
+    async with RawServer(answering(f"<h1>{PASSWORD}</h1>".encode())).serving() as server:
+        sender = backend(server.url)
+        async with sender:
+            call = getattr(sender, lookup)
+            with pytest.raises(LookupFailed) as caught:
+                await (call(uid="u-1") if lookup == "get_delivery_status" else call())
+    assert_no_password(caught.value)
 
 
 @pytest.mark.parametrize("method", ["POST", "GET"])
