@@ -34,6 +34,7 @@ from . import account
 _escape: Final = json.encoder.encode_basestring_ascii
 
 __all__ = [
+    "BOUND_CLIENT",
     "CLIENTS",
     "LOAD_CLIENTS",
     "BadAnswer",
@@ -356,7 +357,11 @@ async def floor(
         yield send
 
 
-@client("floor-contract", "the floor, and the least of the SDK's contract per message")
+#: The floor keeping the SDK's contract at its least: a bound for the SDK, not a peer.
+BOUND_CLIENT: Final = "floor-contract"
+
+
+@client(BOUND_CLIENT, "the floor, and the least of the SDK's contract per message")
 async def floor_contract(
     url: str, concurrency: int, *, ssl_context: ssl.SSLContext | None = None, sized: bool = False
 ) -> AsyncIterator[Send]:
@@ -367,6 +372,6 @@ async def floor_contract(
         yield send
 
 
-#: The clients of the load part by default: a bound, like `floor-contract`, is for the wild
-#: part, where the SDK's CPU per message is set against it.
-LOAD_CLIENTS: Final = tuple(name for name in CLIENTS if name != "floor-contract")
+#: The clients of the load part by default: the bound is for the wild part, where the SDK's
+#: CPU per message is set against it.
+LOAD_CLIENTS: Final = tuple(name for name in CLIENTS if name != BOUND_CLIENT)

@@ -206,7 +206,7 @@ class HttpxBackend:
         self._last_target = b""
         self._last_url = self._origin
         self._header_pairs = headers
-        self._headers = httpx.Headers(headers)
+        self._fixed = httpx.Headers(headers).raw  # (names and values as bytes, as httpx has them)
         # Each request's headers, by method and body length (httpx works them out anew for
         # each request: about 10 µs a message, most of this backend's own cost past the pool).
         self._heads: dict[tuple[str, int], httpx.Headers] = {}
@@ -257,8 +257,8 @@ class HttpxBackend:
         if headers is None:
             if len(self._heads) >= _HEADS_KEPT:
                 self._heads.clear()
-            fixed = self._headers.raw
-            headers = self._heads[key] = request_headers(self._origin.netloc, fixed, method, length)
+            headers = request_headers(self._origin.netloc, self._fixed, method, length)
+            self._heads[key] = headers
         return headers
 
     async def _send_by_client(self, request: httpx.Request) -> httpx.Response:

@@ -7,9 +7,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from ..clients import CLIENTS
+from ..clients import BOUND_CLIENT, CLIENTS
 from .results import Cell
-from .scenarios import BOUND_CLIENT, MATRIX, TRIMMED_CLIENT
+from .scenarios import MATRIX, TRIMMED_CLIENT
 from .targets import BUSY_LIMIT, HEADROOM, Check, ServerCheck
 
 __all__ = [
@@ -26,7 +26,7 @@ PEERS: Final = {
     "httpx-pooled": "raw httpx",
     "aiohttp": "aiohttp",
     "floor": "floor",
-    "floor-contract": "floor + contract",
+    BOUND_CLIENT: "floor + contract",
 }
 SDKS: Final = ("sdk-httpx", "sdk-fast")
 #: Where a default run leaves a client out, and why (`scenarios.clients_for`).

@@ -17,8 +17,9 @@ from typing import Final, Literal
 
 import attrs
 
+from ..clients import BOUND_CLIENT
+
 __all__ = [
-    "BOUND_CLIENT",
     "CONCURRENCIES",
     "DEFAULT_NAMES",
     "DEFAULT_SIZES",
@@ -51,16 +52,13 @@ WILD_CLIENTS: Final = (
     "httpx-pooled",
     "aiohttp",
     "floor",
-    "floor-contract",
+    BOUND_CLIENT,
 )
 #: Raw httpx from this concurrency up (and in the cold start) spends most of each measurement
 #: failing or waiting out its time bound (PERF.md; about 15 s a measurement, 30 s a cold
 #: start here): a default run leaves it out there (`trimmed`), `--full` or `--client` do not.
 TRIM_FROM: Final = 1000
 TRIMMED_CLIENT: Final = "httpx-pooled"
-#: The floor keeping the SDK's contract is a bound for the targets that set the SDK against
-#: the floor: a default run leaves it out where none does (the cold start, 1,000 in flight).
-BOUND_CLIENT: Final = "floor-contract"
 
 
 @attrs.frozen
@@ -137,8 +135,9 @@ DEFAULT_NAMES: Final = (
 
 def clients_for(scenario: Scenario, clients: Sequence[str], *, trim: bool) -> list[str]:
     """The clients run in `scenario`: `clients`, where `trim` less raw httpx at C >=
-    `TRIM_FROM` and in the cold start, and less `BOUND_CLIENT` at C = `TRIM_FROM` and in the
-    cold start."""
+    `TRIM_FROM` and in the cold start, and less `BOUND_CLIENT` (a bound for the targets that
+    set the SDK against the floor) where no such target is: at C = `TRIM_FROM` and in the cold
+    start."""
     if not trim:
         return list(clients)
     left_out = set()
